@@ -1,0 +1,49 @@
+package vigil
+
+import "time"
+
+// Audit event types. Names follow Ory's vocabulary where one exists.
+const (
+	EventVerificationStarted   = "VerificationStarted"
+	EventVerificationResent    = "VerificationResent"
+	EventVerificationSucceeded = "VerificationSucceeded"
+	EventVerificationFailed    = "VerificationFailed"
+	EventVerificationExpired   = "VerificationExpired"
+	EventVerificationLocked    = "VerificationLocked"
+	EventAddressForceVerified  = "AddressForceVerified"
+	EventIdentityLocked        = "IdentityLocked"
+	EventIdentityHardLocked    = "IdentityHardLocked"
+	EventIdentityUnlocked      = "IdentityUnlocked"
+	EventMessageSent           = "MessageSent"
+	EventMessageFailed         = "MessageFailed"
+)
+
+// AuditEvent is one row of the append-only audit trail. Each row carries the
+// hash of the one before it (keyed with the system secret), so an edited or
+// deleted row breaks the chain. Data never holds codes, tokens or full
+// addresses.
+type AuditEvent struct {
+	Seq            int64
+	ID             string
+	At             time.Time
+	Type           string
+	IdentityID     string
+	VerificationID string
+	// Actor is who caused the event: "system", "user", "kratos", or
+	// "admin".
+	Actor    string
+	Data     map[string]string
+	PrevHash []byte
+	Hash     []byte
+}
+
+// AuditFilter selects audit events.
+type AuditFilter struct {
+	IdentityID string
+	AfterSeq   int64
+	Limit      int
+}
+
+// SealFunc computes an audit row's hash from the previous row's hash and
+// the row itself.
+type SealFunc func(prev []byte, e *AuditEvent) []byte

@@ -1,0 +1,216 @@
+package flows
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/vigil-auth/vigil"
+)
+
+// Require is the policy that says which addresses must be verified before
+// an identity counts as verified.
+type Require string
+
+const (
+	RequireAny   Require = "any"
+	RequireEmail Require = "email"
+	RequirePhone Require = "phone"
+	RequireAll   Require = "all"
+)
+
+// Valid reports whether r is a known policy.
+func (r Require) Valid() bool {
+	switch r {
+	case RequireAny, RequireEmail, RequirePhone, RequireAll:
+		return true
+	}
+	return false
+}
+
+// Config holds the verification rules. Defaults() gives the documented
+// defaults; cmd/vigil maps vigil.yml onto it.
+type Config struct {
+	EnableEmail bool
+	EnableSMS   bool
+	Require     Require
+
+	CodeLength   int           // digits, 4-10
+	CodeTTL      time.Duration // verification_code_expiration
+	SMSCodeTTL   time.Duration // cap for SMS codes
+	LinkTTL      time.Duration
+	MaxAttempts  int // max_verification_retries
+	PublicURL    string
+	Dev          bool // keep message bodies (sealed) for the admin API
+	ShowCodes    bool // console prints codes (dev only)
+	ResendFloor  time.Duration
+	CheckPerIP   int // code checks per client IP per minute
+	Resend       ResendLimits
+	Lockout      LockoutRules
+	RetryBackoff time.Duration // first delivery retry delay; doubles with jitter
+}
+
+// ResendLimits caps how often a secret is sent.
+type ResendLimits struct {
+	Cooldown        time.Duration
+	PerDestination  int // per 10 minutes
+	PerDestHour     int
+	PerIdentityHour int
+	PerIPHour       int
+}
+
+// LockoutRules is the escalation of failed checks per identity.
+type LockoutRules struct {
+	Base      time.Duration // first temporary lock
+	Max       time.Duration // longest temporary lock
+	HardAfter int           // consecutive failures before a hard lock
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{
+		EnableEmail: true,
+		EnableSMS:   false,
+		Require:     RequireAny,
+		CodeLength:  6,
+		CodeTTL:     15 * time.Minute,
+		SMSCodeTTL:  10 * time.Minute,
+		LinkTTL:     24 * time.Hour,
+		MaxAttempts: 3,
+		PublicURL:   "http://127.0.0.1:4480",
+		ResendFloor: 150 * time.Millisecond,
+		CheckPerIP:  30,
+		Resend: ResendLimits{
+			Cooldown:        60 * time.Second,
+			PerDestination:  5,
+			PerDestHour:     10,
+			PerIdentityHour: 20,
+			PerIPHour:       30,
+		},
+		Lockout:      LockoutRules{Base: time.Minute, Max: 15 * time.Minute, HardAfter: 100},
+		RetryBackoff: 2 * time.Second,
+	}
+}
+
+// Deps are the outside things the service works with.
+type Deps struct {
+	Store    vigil.Store
+	Keys     *vigil.Keyring
+	Senders  map[vigil.Channel]vigil.Sender
+	Clock    vigil.Clock  // default vigil.SystemClock
+	Rand     io.Reader    // default crypto/rand
+	Logger   *slog.Logger // default slog.Default()
+	Observer Observer     // optional
+}
+
+// StartRequest starts (or restarts) verification of one address.
+type StartRequest struct {
+	IdentityID string
+	Address    string
+	Channel    vigil.Channel
+	Method     vigil.Method
+	Purpose    vigil.Purpose // default PurposeVerifyAddress
+	ClientIP   string
+	Actor      string // "admin", "kratos", "user"
+}
+
+// Started is the answer to a start.
+type Started struct {
+	ID        string
+	ExpiresAt time.Time
+}
+
+// ResendRequest names the verification by id or by address.
+type ResendRequest struct {
+	ID       string
+	Address  string
+	ClientIP string
+}
+
+// LinkInfo is what the confirm page shows before a link is consumed.
+type LinkInfo struct {
+	Channel   vigil.Channel
+	Masked    string
+	ExpiresAt time.Time
+}
+
+// VerificationView is a verification as the API shows it.
+type VerificationView struct {
+	ID           string        `json:"id"`
+	IdentityID   string        `json:"identity_id"`
+	AddressID    string        `json:"address_id"`
+	Channel      vigil.Channel `json:"channel"`
+	Method       vigil.Method  `json:"method"`
+	Purpose      vigil.Purpose `json:"purpose"`
+	State        vigil.State   `json:"state"`
+	Destination  string        `json:"destination"` // masked
+	AttemptsLeft int           `json:"attempts_left"`
+	SendCount    int           `json:"send_count"`
+	ExpiresAt    time.Time     `json:"expires_at"`
+	VerifiedAt   *time.Time    `json:"verified_at,omitempty"`
+	CreatedAt    time.Time     `json:"created_at"`
+}
+
+// IdentityStatus is the verification state of one identity.
+type IdentityStatus struct {
+	IdentityID string          `json:"identity_id"`
+	Verified   bool            `json:"verified"` // under the require policy
+	Require    Require         `json:"require"`
+	Addresses  []AddressStatus `json:"addresses"`
+	Lock       LockStatus      `json:"lock"`
+}
+
+// AddressStatus is one address of an identity.
+type AddressStatus struct {
+	ID             string             `json:"id"`
+	Channel        vigil.Channel      `json:"channel"`
+	Destination    string             `json:"destination"` // masked
+	State          vigil.AddressState `json:"state"`
+	VerifiedAt     *time.Time         `json:"verified_at,omitempty"`
+	VerificationID string             `json:"verification_id,omitempty"`
+	ExpiresAt      *time.Time         `json:"expires_at,omitempty"`
+	AttemptsLeft   *int               `json:"attempts_left,omitempty"`
+}
+
+// LockStatus is an identity's lockout as the API shows it.
+type LockStatus struct {
+	Locked      bool       `json:"locked"`
+	Hard        bool       `json:"hard"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	Failures    int        `json:"consecutive_failures"`
+}
+
+// MessageView is an outbound message as the admin API shows it. Body is set
+// only in dev mode.
+type MessageView struct {
+	ID             string               `json:"id"`
+	VerificationID string               `json:"verification_id"`
+	IdentityID     string               `json:"identity_id"`
+	Channel        vigil.Channel        `json:"channel"`
+	Recipient      string               `json:"recipient"` // masked
+	Status         vigil.MessageStatus  `json:"status"`
+	Attempts       int                  `json:"attempts"`
+	LastError      string               `json:"last_error,omitempty"`
+	Provider       string               `json:"provider,omitempty"`
+	CreatedAt      time.Time            `json:"created_at"`
+	SentAt         *time.Time           `json:"sent_at,omitempty"`
+	Body           string               `json:"body,omitempty"`
+	History        []MessageAttemptView `json:"attempt_history"`
+}
+
+// MessageAttemptView is one delivery attempt.
+type MessageAttemptView struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	Outcome    string    `json:"outcome"`
+	Error      string    `json:"error,omitempty"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// AuditReport is the result of checking the audit chain.
+type AuditReport struct {
+	OK       bool   `json:"ok"`
+	Checked  int64  `json:"checked"`
+	BrokenAt int64  `json:"broken_at,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}

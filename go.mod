@@ -1,0 +1,3 @@
+module github.com/vigil-auth/vigil
+
+go 1.26
