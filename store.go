@@ -84,8 +84,9 @@ type Tx interface {
 	SaveLockout(ctx context.Context, l *Lockout) error
 
 	// Hit atomically adds one to the counter key for the fixed window that
-	// starts at window and returns the new count. Rows older than expire
-	// may be deleted by the store at any time.
+	// starts at window and returns the new count. Counters of any key whose
+	// window started before expire are dead and may be deleted by the store
+	// at any time.
 	Hit(ctx context.Context, key string, window time.Time, expire time.Time) (int, error)
 
 	// AppendAudit chains e to the trail: under a lock held until the

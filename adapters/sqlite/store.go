@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+
+	"github.com/vigil-auth/vigil"
+)
+
+// The Tx methods on the Store itself. Reads run on the read-only pool, so
+// they never wait for the writer (WAL gives each a consistent snapshot of
+// what has committed); writes run each in its own transaction on the
+// writer, so a write of several statements is atomic here too.
+
+func (s *Store) InsertAddress(ctx context.Context, a *vigil.Address) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertAddress(ctx, a) })
+}
+
+func (s *Store) GetAddress(ctx context.Context, id string) (*vigil.Address, error) {
+	return s.read().GetAddress(ctx, id)
+}
+
+func (s *Store) FindAddress(ctx context.Context, identityID string, ch vigil.Channel, indexes [][]byte) (*vigil.Address, error) {
+	return s.read().FindAddress(ctx, identityID, ch, indexes)
+}
+
+func (s *Store) FindAddressesByIndex(ctx context.Context, ch vigil.Channel, indexes [][]byte) ([]*vigil.Address, error) {
+	return s.read().FindAddressesByIndex(ctx, ch, indexes)
+}
+
+func (s *Store) ListAddresses(ctx context.Context, identityID string) ([]*vigil.Address, error) {
+	return s.read().ListAddresses(ctx, identityID)
+}
+
+func (s *Store) SetAddressVerified(ctx context.Context, id string, at time.Time) error {
+	return s.write(ctx, func(t *tx) error { return t.SetAddressVerified(ctx, id, at) })
+}
+
+func (s *Store) InsertVerification(ctx context.Context, v *vigil.Verification) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertVerification(ctx, v) })
+}
+
+func (s *Store) GetVerification(ctx context.Context, id string) (*vigil.Verification, error) {
+	return s.read().GetVerification(ctx, id)
+}
+
+// GetVerificationForUpdate outside a transaction is a plain read: there
+// is no transaction for the lock to last until.
+func (s *Store) GetVerificationForUpdate(ctx context.Context, id string) (*vigil.Verification, error) {
+	return s.read().GetVerificationForUpdate(ctx, id)
+}
+
+func (s *Store) FindOpenVerification(ctx context.Context, addressID string, p vigil.Purpose) (*vigil.Verification, error) {
+	return s.read().FindOpenVerification(ctx, addressID, p)
+}
+
+func (s *Store) FindVerificationBySecret(ctx context.Context, hash []byte) (*vigil.Verification, error) {
+	return s.read().FindVerificationBySecret(ctx, hash)
+}
+
+func (s *Store) ListVerifications(ctx context.Context, identityID string) ([]*vigil.Verification, error) {
+	return s.read().ListVerifications(ctx, identityID)
+}
+
+func (s *Store) UpdateVerification(ctx context.Context, v *vigil.Verification) error {
+	return s.write(ctx, func(t *tx) error { return t.UpdateVerification(ctx, v) })
+}
+
+func (s *Store) CountAttempt(ctx context.Context, id string, now time.Time) (v *vigil.Verification, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		v, err = t.CountAttempt(ctx, id, now)
+		return err
+	})
+	return v, err
+}
+
+func (s *Store) Consume(ctx context.Context, id string, generation int, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.Consume(ctx, id, generation, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) SetVerificationState(ctx context.Context, id string, from, to vigil.State, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.SetVerificationState(ctx, id, from, to, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) InsertMessage(ctx context.Context, m *vigil.Message) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertMessage(ctx, m) })
+}
+
+func (s *Store) GetMessage(ctx context.Context, id string) (*vigil.Message, error) {
+	return s.read().GetMessage(ctx, id)
+}
+
+func (s *Store) UpdateMessage(ctx context.Context, m *vigil.Message) error {
+	return s.write(ctx, func(t *tx) error { return t.UpdateMessage(ctx, m) })
+}
+
+func (s *Store) ListMessages(ctx context.Context, f vigil.MessageFilter) ([]*vigil.Message, error) {
+	return s.read().ListMessages(ctx, f)
+}
+
+func (s *Store) InsertMessageAttempt(ctx context.Context, a *vigil.MessageAttempt) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertMessageAttempt(ctx, a) })
+}
+
+func (s *Store) ListMessageAttempts(ctx context.Context, messageID string) ([]*vigil.MessageAttempt, error) {
+	return s.read().ListMessageAttempts(ctx, messageID)
+}
+
+func (s *Store) GetLockout(ctx context.Context, identityID string) (*vigil.Lockout, error) {
+	return s.read().GetLockout(ctx, identityID)
+}
+
+func (s *Store) AddFailure(ctx context.Context, identityID string, now time.Time) (l *vigil.Lockout, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		l, err = t.AddFailure(ctx, identityID, now)
+		return err
+	})
+	return l, err
+}
+
+func (s *Store) SaveLockout(ctx context.Context, l *vigil.Lockout) error {
+	return s.write(ctx, func(t *tx) error { return t.SaveLockout(ctx, l) })
+}
+
+func (s *Store) Hit(ctx context.Context, key string, window time.Time, expire time.Time) (n int, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		n, err = t.Hit(ctx, key, window, expire)
+		return err
+	})
+	return n, err
+}
+
+func (s *Store) AppendAudit(ctx context.Context, e *vigil.AuditEvent, seal vigil.SealFunc) error {
+	return s.write(ctx, func(t *tx) error { return t.AppendAudit(ctx, e, seal) })
+}
+
+func (s *Store) ListAudit(ctx context.Context, f vigil.AuditFilter) ([]*vigil.AuditEvent, error) {
+	return s.read().ListAudit(ctx, f)
+}
+
+func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
+	return s.read().AuditHead(ctx)
+}

@@ -1,0 +1,42 @@
+// Package storetest is the conformance suite every vigil.Store must pass,
+// in the manner of River's riverdrivertest: one set of behaviours, written
+// only against the root interfaces, run against each real store.
+//
+// # Use
+//
+// A store package runs the suite from its own tests:
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) vigil.Store {
+//			return openFreshStore(t) // migrated, empty, closed in t.Cleanup
+//		})
+//	}
+//
+// and, for the delivery queue, RunQueue. Every call of open must return a
+// store that shares nothing with any other call (a fresh schema, a fresh
+// file), because subtests run in parallel and count audit rows, rate
+// counters and jobs.
+//
+// # What the suite pins down beyond the doc comments of vigil.Tx
+//
+//   - A conflict (ErrConflict) does not spoil the transaction: the caller may
+//     go on using the Tx, and commit.
+//   - A panic in the InTx function rolls back and re-panics; the store
+//     stays usable.
+//   - Times come back in UTC, exactly at microsecond precision.
+//   - Byte slices come back byte for byte; nil stays nil.
+//   - Hit's expire is a cutoff: counters whose window starts before expire
+//     may be deleted; those that start at or after it must keep counting.
+//   - AppendAudit seals exactly what a later read returns, so re-sealing
+//     the rows read back reproduces every Hash.
+//   - Consume and SetVerificationState report false, not an error, for a
+//     missing row; UpdateVerification, UpdateMessage and SetAddressVerified
+//     return ErrNotFound for one.
+//   - ListMessages is newest first, ListAudit and ListMessageAttempts
+//     oldest first.
+//
+// # Imports
+//
+// The root package, the standard library and testify only; never a store
+// package, so that no store's specifics leak into what all must do.
+package storetest
