@@ -1,0 +1,199 @@
+package flows
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/vigil-auth/vigil"
+)
+
+// Service is the verification engine. It is safe for concurrent use and
+// keeps no state of its own: every counter lives in the store, so any
+// number of replicas can share one database.
+type Service struct {
+	cfg   Config
+	store vigil.Store
+	keys  *vigil.Keyring
+	send  map[vigil.Channel]vigil.Sender
+	clock vigil.Clock
+	rand  io.Reader
+	log   *slog.Logger
+	obs   Observer
+	// sleep waits for d or until ctx ends; tests replace it.
+	sleep func(ctx context.Context, d time.Duration)
+}
+
+// New returns a Service. Deps.Store, Deps.Keys and Deps.Senders are
+// required; the rest default.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Keys == nil {
+		return nil, errors.New("flows: Store and Keys are required")
+	}
+	s := &Service{
+		cfg:   cfg,
+		store: deps.Store,
+		keys:  deps.Keys,
+		send:  deps.Senders,
+		clock: deps.Clock,
+		rand:  deps.Rand,
+		log:   deps.Logger,
+		obs:   deps.Observer,
+		sleep: sleepCtx,
+	}
+	if s.clock == nil {
+		s.clock = vigil.SystemClock{}
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	return s, nil
+}
+
+// Validate reports every problem of the rules at once.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Require.Valid(), "require: unknown policy %q (any, email, phone, all)", c.Require)
+	check(c.CodeLength >= 4 && c.CodeLength <= 10, "code_length: must be between 4 and 10, got %d", c.CodeLength)
+	check(c.CodeTTL > 0, "verification_code_expiration: must be positive")
+	check(c.SMSCodeTTL > 0, "sms code expiration cap: must be positive")
+	check(c.LinkTTL > 0, "link_lifespan: must be positive")
+	check(c.MaxAttempts >= 1, "max_verification_retries: must be at least 1, got %d", c.MaxAttempts)
+	check(c.Resend.Cooldown >= 0, "resend.cooldown: must not be negative")
+	check(c.Resend.PerDestination >= 1 && c.Resend.PerDestHour >= 1 && c.Resend.PerIdentityHour >= 1 && c.Resend.PerIPHour >= 1,
+		"resend: every cap must be at least 1")
+	check(c.CheckPerIP >= 1, "check_per_ip_minute: must be at least 1")
+	check(c.Lockout.Base > 0 && c.Lockout.Max >= c.Lockout.Base, "lockout: base must be positive and max at least base")
+	check(c.Lockout.HardAfter >= 1, "lockout.hard_lock_after: must be at least 1")
+	check(c.RetryBackoff > 0, "delivery retry backoff: must be positive")
+	return errors.Join(errs...)
+}
+
+func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// validID reports whether id is a UUID in canonical form, so malformed ids
+// never reach the database.
+func validID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
+// newCode draws a decimal code of the configured length. rand.Int samples
+// by rejection, so every code is equally likely (no modulo bias).
+func (s *Service) newCode() (string, error) {
+	max := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(s.cfg.CodeLength)), nil)
+	n, err := rand.Int(s.rand, max)
+	if err != nil {
+		return "", fmt.Errorf("draw code: %w", err)
+	}
+	return fmt.Sprintf("%0*d", s.cfg.CodeLength, n), nil
+}
+
+// newToken draws a link token: 32 random bytes, base64url.
+func (s *Service) newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return "", fmt.Errorf("draw token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+const tokenLength = 43 // base64url of 32 bytes, unpadded
+
+// ttl is how long a secret on the channel with the method lives.
+func (s *Service) ttl(ch vigil.Channel, m vigil.Method) time.Duration {
+	if m == vigil.MethodLink {
+		return s.cfg.LinkTTL
+	}
+	if ch == vigil.ChannelSMS && s.cfg.SMSCodeTTL < s.cfg.CodeTTL {
+		return s.cfg.SMSCodeTTL
+	}
+	return s.cfg.CodeTTL
+}
+
+// audit appends one event to the chain inside tx. Call it last in a
+// transaction: the chain's head stays locked until commit.
+func (s *Service) audit(ctx context.Context, tx vigil.Tx, typ, identityID, verificationID, actor string, data map[string]string) error {
+	e := &vigil.AuditEvent{
+		ID:             newID(),
+		At:             s.now(),
+		Type:           typ,
+		IdentityID:     identityID,
+		VerificationID: verificationID,
+		Actor:          actor,
+		Data:           data,
+	}
+	if err := tx.AppendAudit(ctx, e, s.seal); err != nil {
+		return fmt.Errorf("append audit %s: %w", typ, err)
+	}
+	return nil
+}
+
+// seal is the audit chain's hash: a MAC over the previous hash and a
+// canonical encoding of the row.
+func (s *Service) seal(prev []byte, e *vigil.AuditEvent) []byte {
+	return s.keys.AuditMAC(auditBytes(prev, e))
+}
+
+func auditBytes(prev []byte, e *vigil.AuditEvent) []byte {
+	// encoding/json writes struct fields in order and map keys sorted, so
+	// the encoding is canonical. Stores read empty data back as nil.
+	data := e.Data
+	if len(data) == 0 {
+		data = nil
+	}
+	b, err := json.Marshal(struct {
+		Prev           []byte            `json:"prev"`
+		Seq            int64             `json:"seq"`
+		ID             string            `json:"id"`
+		At             string            `json:"at"`
+		Type           string            `json:"type"`
+		IdentityID     string            `json:"identity_id"`
+		VerificationID string            `json:"verification_id"`
+		Actor          string            `json:"actor"`
+		Data           map[string]string `json:"data"`
+	}{prev, e.Seq, e.ID, e.At.UTC().Format(time.RFC3339Nano), e.Type, e.IdentityID, e.VerificationID, e.Actor, data})
+	if err != nil {
+		panic(fmt.Sprintf("flows: encode audit event: %v", err)) // strings and bytes always encode
+	}
+	return b
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func intPtr(n int) *int { return &n }
