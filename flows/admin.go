@@ -83,7 +83,7 @@ func (s *Service) IdentityStatus(ctx context.Context, identityID string) (*Ident
 				as.State = vigil.AddressExpired
 			case v.State == vigil.StatePending:
 				as.State = vigil.AddressPending
-				as.AttemptsLeft = intPtr(v.AttemptsLeft())
+				as.AttemptsLeft = new(v.AttemptsLeft())
 			}
 		}
 		st.Addresses = append(st.Addresses, as)

@@ -146,7 +146,7 @@ func (s *Service) backoff(n int) time.Duration {
 		d *= 2
 	}
 	d = min(d, maxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter spreads retries; it protects nothing
 }
 
 func truncate(s string, n int) string {

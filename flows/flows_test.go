@@ -125,7 +125,7 @@ func wrong(code string) string {
 	return "000000"
 }
 
-func (b *testBundle) start(t *testing.T, identity, address string, ch vigil.Channel, m vigil.Method) *flows.Started {
+func (b *testBundle) start(t *testing.T, address string, ch vigil.Channel, m vigil.Method) *flows.Started {
 	t.Helper()
 	st, err := b.svc.Start(context.Background(), flows.StartRequest{IdentityID: identity, Address: address, Channel: ch, Method: m, Actor: "admin"})
 	require.NoError(t, err)
@@ -136,7 +136,7 @@ func requireCode(t *testing.T, err error, code string) *vigil.Error {
 	t.Helper()
 	require.Error(t, err)
 	var e *vigil.Error
-	require.True(t, errors.As(err, &e), "not a vigil error: %v", err)
+	require.ErrorAs(t, err, &e)
 	require.Equal(t, code, e.Code, "message: %s", e.Message)
 	return e
 }
@@ -148,7 +148,7 @@ func TestCodeFlow(t *testing.T) {
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
 		ctx := context.Background()
-		st := b.start(t, identity, "Alice@Example.com", vigil.ChannelEmail, vigil.MethodCode)
+		st := b.start(t, "Alice@Example.com", vigil.ChannelEmail, vigil.MethodCode)
 		require.Equal(t, b.clock.Now().Add(15*time.Minute), st.ExpiresAt)
 
 		status, err := b.svc.IdentityStatus(ctx, identity)
@@ -194,7 +194,7 @@ func TestCodeFlow(t *testing.T) {
 		require.True(t, rep.OK, rep.Reason)
 		events, err := b.svc.Audit(ctx, vigil.AuditFilter{IdentityID: identity})
 		require.NoError(t, err)
-		var types []string
+		types := make([]string, 0, len(events))
 		for _, e := range events {
 			types = append(types, e.Type)
 		}
@@ -206,7 +206,7 @@ func TestConcurrentCorrectCodeSucceedsOnce(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
-		st := b.start(t, identity, "bob@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		st := b.start(t, "bob@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		b.deliver(t)
 		code := codeOf(t, b.email.Last(t))
 
@@ -238,7 +238,7 @@ func TestConcurrentWrongCodesCompareAtMostMax(t *testing.T) {
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
 		ctx := context.Background()
-		st := b.start(t, identity, "carol@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		st := b.start(t, "carol@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		b.deliver(t)
 		code := codeOf(t, b.email.Last(t))
 
@@ -279,14 +279,14 @@ func TestExpiryBoundary(t *testing.T) {
 		b := setup(t, open, nil)
 		ctx := context.Background()
 
-		st := b.start(t, identity, "dave@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		st := b.start(t, "dave@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		b.deliver(t)
 		code := codeOf(t, b.email.Last(t))
 		b.clock.Advance(15*time.Minute - time.Microsecond)
 		_, err := b.svc.CheckCode(ctx, st.ID, code, "")
 		require.NoError(t, err, "one microsecond before expiry the code is valid")
 
-		st = b.start(t, identity, "+4915123456789", vigil.ChannelSMS, vigil.MethodCode)
+		st = b.start(t, "+4915123456789", vigil.ChannelSMS, vigil.MethodCode)
 		require.Equal(t, b.clock.Now().Add(10*time.Minute), st.ExpiresAt, "SMS codes are capped at 10 minutes")
 		b.deliver(t)
 		code = codeOf(t, b.sms.Last(t))
@@ -317,7 +317,7 @@ func TestResendKillsOldCode(t *testing.T) {
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
 		ctx := context.Background()
-		st := b.start(t, identity, "erin@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		st := b.start(t, "erin@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		b.deliver(t)
 		old := codeOf(t, b.email.Last(t))
 
@@ -332,7 +332,7 @@ func TestResendKillsOldCode(t *testing.T) {
 
 		msgs, err := b.svc.Messages(ctx, "", identity, 0)
 		require.NoError(t, err)
-		var statuses []vigil.MessageStatus
+		statuses := make([]vigil.MessageStatus, 0, len(msgs))
 		for _, m := range msgs {
 			statuses = append(statuses, m.Status)
 		}
@@ -352,7 +352,7 @@ func TestCooldownAndCaps(t *testing.T) {
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
 		ctx := context.Background()
-		b.start(t, identity, "frank@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "frank@example.com", vigil.ChannelEmail, vigil.MethodCode)
 
 		_, err := b.svc.Start(ctx, flows.StartRequest{IdentityID: identity, Address: "frank@example.com", Channel: vigil.ChannelEmail})
 		e := requireCode(t, err, vigil.ERATELIMITED)
@@ -384,7 +384,7 @@ func TestCooldownAndCaps(t *testing.T) {
 		}
 		// Per identity.
 		b3 := setup(t, open, func(c *flows.Config) { c.Resend.PerIdentityHour = 1 })
-		b3.start(t, identity, "g1@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b3.start(t, "g1@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		_, err = b3.svc.Start(ctx, flows.StartRequest{IdentityID: identity, Address: "g2@example.com", Channel: vigil.ChannelEmail})
 		requireCode(t, err, vigil.ERATELIMITED)
 	})
@@ -398,7 +398,7 @@ func TestLockoutEscalationAndUnlock(t *testing.T) {
 			c.Resend.PerDestination, c.Resend.PerDestHour, c.Resend.PerIdentityHour = 100, 100, 100
 		})
 		ctx := context.Background()
-		st := b.start(t, identity, "gina@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		st := b.start(t, "gina@example.com", vigil.ChannelEmail, vigil.MethodCode)
 
 		for i, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute} {
 			b.deliver(t)
@@ -464,7 +464,7 @@ func TestLinkFlow(t *testing.T) {
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
 		ctx := context.Background()
-		st := b.start(t, identity, "hank@example.com", vigil.ChannelEmail, vigil.MethodLink)
+		st := b.start(t, "hank@example.com", vigil.ChannelEmail, vigil.MethodLink)
 		require.Equal(t, b.clock.Now().Add(24*time.Hour), st.ExpiresAt)
 		b.deliver(t)
 		msg := b.email.Last(t)
@@ -490,7 +490,7 @@ func TestLinkFlow(t *testing.T) {
 		requireCode(t, err, vigil.ENOTFOUND)
 
 		// Expired, then replaced at once.
-		st = b.start(t, identity, "ivy@example.com", vigil.ChannelEmail, vigil.MethodLink)
+		b.start(t, "ivy@example.com", vigil.ChannelEmail, vigil.MethodLink)
 		b.deliver(t)
 		token = tokenOf(t, b.email.Last(t))
 		b.clock.Advance(24 * time.Hour)
@@ -511,7 +511,7 @@ func TestConcurrentLinkConsumedOnce(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, nil)
-		b.start(t, identity, "jo@example.com", vigil.ChannelEmail, vigil.MethodLink)
+		b.start(t, "jo@example.com", vigil.ChannelEmail, vigil.MethodLink)
 		b.deliver(t)
 		token := tokenOf(t, b.email.Last(t))
 		var wg sync.WaitGroup
@@ -541,9 +541,9 @@ func TestNoPlaintextSecretsStored(t *testing.T) {
 	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
 		b := setup(t, open, func(c *flows.Config) { c.Dev = true })
 		ctx := context.Background()
-		st := b.start(t, identity, "kim@example.com", vigil.ChannelEmail, vigil.MethodCode)
-		b.start(t, identity, "lee@example.com", vigil.ChannelEmail, vigil.MethodLink)
-		b.start(t, identity, "+4915123456789", vigil.ChannelSMS, vigil.MethodCode)
+		st := b.start(t, "kim@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "lee@example.com", vigil.ChannelEmail, vigil.MethodLink)
+		b.start(t, "+4915123456789", vigil.ChannelSMS, vigil.MethodCode)
 		b.deliver(t)
 		code := codeOf(t, b.email.To(t, "kim@example.com"))
 		token := tokenOf(t, b.email.To(t, "lee@example.com"))
@@ -575,7 +575,7 @@ func TestDeliveryIsDurable(t *testing.T) {
 		ctx := context.Background()
 		// The process that started the verification died before any
 		// delivery ran; a new one, on the same database, delivers.
-		b.start(t, identity, "max@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "max@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		store, queue := b.db.Reopen(t)
 		keys, err := vigil.NewKeyring(testSecret)
 		require.NoError(t, err)
@@ -614,7 +614,7 @@ func TestDeliveryRetriesAndExpiry(t *testing.T) {
 			}
 			return nil
 		}
-		b.start(t, identity, "nia@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "nia@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		ms, err := b.db.Store.ListMessages(ctx, vigil.MessageFilter{IdentityID: identity})
 		require.NoError(t, err)
 		id := ms[0].ID
@@ -637,7 +637,7 @@ func TestDeliveryRetriesAndExpiry(t *testing.T) {
 
 		// Permanent failure: no retry.
 		b.email.Fail = func(vigil.Outbound) error { return vigil.Permanent(errors.New("550 no such user")) }
-		b.start(t, identity, "omar@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "omar@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		ms, err = b.db.Store.ListMessages(ctx, vigil.MessageFilter{RecipientIndexes: nil, IdentityID: identity, Limit: 1})
 		require.NoError(t, err)
 		at, err := b.svc.Deliver(ctx, ms[0].ID)
@@ -649,7 +649,7 @@ func TestDeliveryRetriesAndExpiry(t *testing.T) {
 
 		// Never after expiry: the job runs late, nothing is sent.
 		b.email.Fail = nil
-		b.start(t, identity, "pia@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "pia@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		ms, err = b.db.Store.ListMessages(ctx, vigil.MessageFilter{IdentityID: identity, Limit: 1})
 		require.NoError(t, err)
 		b.clock.Advance(15 * time.Minute)
@@ -664,7 +664,7 @@ func TestDeliveryRetriesAndExpiry(t *testing.T) {
 
 		// A retry that would land past the expiry is not scheduled.
 		b.email.Fail = func(vigil.Outbound) error { return errors.New("timeout") }
-		b.start(t, identity, "quinn@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.start(t, "quinn@example.com", vigil.ChannelEmail, vigil.MethodCode)
 		ms, err = b.db.Store.ListMessages(ctx, vigil.MessageFilter{IdentityID: identity, Limit: 1})
 		require.NoError(t, err)
 		b.clock.Advance(15*time.Minute - time.Second)
@@ -693,7 +693,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 				t.Parallel()
 				b := setup(t, open, nil)
 				ctx := context.Background()
-				st := b.start(t, identity, "rae@example.com", vigil.ChannelEmail, vigil.MethodCode)
+				st := b.start(t, "rae@example.com", vigil.ChannelEmail, vigil.MethodCode)
 				b.deliver(t)
 				_, err := b.svc.CheckCode(ctx, st.ID, codeOf(t, b.email.Last(t)), "")
 				require.NoError(t, err)
@@ -716,7 +716,7 @@ func TestResendRevealsNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, vigiltest.Stores()[0], func(c *flows.Config) { c.ResendFloor = 80 * time.Millisecond })
 	ctx := context.Background()
-	b.start(t, identity, "sam@example.com", vigil.ChannelEmail, vigil.MethodCode)
+	b.start(t, "sam@example.com", vigil.ChannelEmail, vigil.MethodCode)
 	b.clock.Advance(time.Minute)
 	for _, r := range []flows.ResendRequest{
 		{Address: "sam@example.com"},

@@ -106,8 +106,8 @@ func validID(id string) bool {
 // newCode draws a decimal code of the configured length. rand.Int samples
 // by rejection, so every code is equally likely (no modulo bias).
 func (s *Service) newCode() (string, error) {
-	max := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(s.cfg.CodeLength)), nil)
-	n, err := rand.Int(s.rand, max)
+	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(s.cfg.CodeLength)), nil)
+	n, err := rand.Int(s.rand, limit)
 	if err != nil {
 		return "", fmt.Errorf("draw code: %w", err)
 	}
@@ -195,5 +195,3 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
-
-func intPtr(n int) *int { return &n }

@@ -245,13 +245,13 @@ func (s *Service) takeSendBudget(ctx context.Context, tx vigil.Tx, addr *vigil.A
 const counterRetention = 2 * time.Hour
 
 // hit counts one event in the fixed window containing now.
-func (s *Service) hit(ctx context.Context, tx vigil.Tx, key string, window time.Duration, max int, now time.Time) error {
+func (s *Service) hit(ctx context.Context, tx vigil.Tx, key string, window time.Duration, limit int, now time.Time) error {
 	start := now.Truncate(window)
 	n, err := tx.Hit(ctx, key, start, now.Add(-counterRetention))
 	if err != nil {
 		return fmt.Errorf("rate counter: %w", err)
 	}
-	if n > max {
+	if n > limit {
 		return &vigil.Error{Code: vigil.ERATELIMITED, Message: "Too many requests; try again later.", RetryAfter: start.Add(window).Sub(now)}
 	}
 	return nil
@@ -436,8 +436,8 @@ func (s *Service) codeShape(code string) bool {
 	if len(code) != s.cfg.CodeLength {
 		return false
 	}
-	for i := 0; i < len(code); i++ {
-		if code[i] < '0' || code[i] > '9' {
+	for _, c := range []byte(code) {
+		if c < '0' || c > '9' {
 			return false
 		}
 	}
@@ -491,7 +491,7 @@ func (s *Service) fail(ctx context.Context, tx vigil.Tx, v *vigil.Verification, 
 		return nil, fmt.Errorf("count failure: %w", err)
 	}
 	left := v.AttemptsLeft()
-	answer := &vigil.Error{Code: vigil.EWRONGCODE, Message: "The code is not correct.", AttemptsLeft: intPtr(left)}
+	answer := &vigil.Error{Code: vigil.EWRONGCODE, Message: "The code is not correct.", AttemptsLeft: new(left)}
 	// Audit events are appended after every other write: the chain's head
 	// stays locked until commit, so nothing may wait on a row lock after it.
 	events := []auditEntry{{vigil.EventVerificationFailed, "user", map[string]string{

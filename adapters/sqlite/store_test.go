@@ -236,7 +236,8 @@ func TestLeaseExpiresAfterCrash(t *testing.T) {
 
 	// The first process claims the message and dies before delivering it:
 	// claim and never release.
-	crashed := s.Queue(QueueOptions{Lease: time.Minute}).(*Queue)
+	crashed, ok := s.Queue(QueueOptions{Lease: time.Minute}).(*Queue)
+	require.True(t, ok)
 	jobs, err := crashed.claim(ctx, 10)
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
@@ -371,7 +372,8 @@ func TestFinishedMessageHasNoJob(t *testing.T) {
 func TestBackoff(t *testing.T) {
 	t.Parallel()
 	s := open(t, Options{})
-	q := s.Queue(QueueOptions{BackoffMin: time.Second, BackoffMax: 10 * time.Second}).(*Queue)
+	q, ok := s.Queue(QueueOptions{BackoffMin: time.Second, BackoffMax: 10 * time.Second}).(*Queue)
+	require.True(t, ok)
 	for _, tc := range []struct {
 		name   string
 		errors int

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -83,9 +84,9 @@ func (s *Sender) Last(t testing.TB) vigil.Outbound {
 func (s *Sender) To(t testing.TB, to string) vigil.Outbound {
 	t.Helper()
 	sent := s.Sent()
-	for i := len(sent) - 1; i >= 0; i-- {
-		if sent[i].To == to {
-			return sent[i]
+	for _, m := range slices.Backward(sent) {
+		if m.To == to {
+			return m
 		}
 	}
 	t.Fatalf("no message was sent to %s", to)
@@ -130,7 +131,7 @@ func OpenSQLite(t testing.TB) *DB {
 		if err != nil {
 			t.Fatalf("open sqlite: %v", err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { _ = s.Close() })
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatalf("migrate sqlite: %v", err)
 		}
@@ -151,43 +152,54 @@ func OpenSQLite(t testing.TB) *DB {
 			t.Helper()
 			db := raw(t)
 			defer db.Close()
-			if _, err := db.Exec(query, args...); err != nil {
+			if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
 				t.Fatalf("exec %q: %v", query, err)
 			}
 		},
 		Dump: func(t testing.TB) []byte {
 			t.Helper()
 			db := raw(t)
-			defer db.Close()
+			defer func() { _ = db.Close() }()
 			names := queryStrings(t, db, `SELECT name FROM sqlite_master WHERE type = 'table'`)
 			var out bytes.Buffer
 			for _, n := range names {
-				rows, err := db.Query(`SELECT * FROM "` + n + `"`)
-				if err != nil {
-					t.Fatalf("dump %s: %v", n, err)
-				}
-				cols, _ := rows.Columns()
-				for rows.Next() {
-					vals := make([]any, len(cols))
-					ptrs := make([]any, len(cols))
-					for i := range vals {
-						ptrs[i] = &vals[i]
-					}
-					if err := rows.Scan(ptrs...); err != nil {
-						t.Fatalf("dump %s: %v", n, err)
-					}
-					writeValues(&out, vals)
-				}
-				rows.Close()
+				dumpTable(t, db, n, &out)
 			}
 			return out.Bytes()
 		},
 	}
 }
 
+func dumpTable(t testing.TB, db *sql.DB, table string, out *bytes.Buffer) {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), `SELECT * FROM "`+table+`"`) //nolint:gosec // table names come from sqlite_master
+	if err != nil {
+		t.Fatalf("dump %s: %v", table, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatalf("dump %s: %v", table, err)
+	}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("dump %s: %v", table, err)
+		}
+		writeValues(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("dump %s: %v", table, err)
+	}
+}
+
 func queryStrings(t testing.TB, db *sql.DB, q string) []string {
 	t.Helper()
-	rows, err := db.Query(q)
+	rows, err := db.QueryContext(context.Background(), q)
 	if err != nil {
 		t.Fatalf("query %q: %v", q, err)
 	}
@@ -199,6 +211,9 @@ func queryStrings(t testing.TB, db *sql.DB, q string) []string {
 			t.Fatal(err)
 		}
 		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("query %q: %v", q, err)
 	}
 	return out
 }
@@ -227,7 +242,7 @@ func OpenPostgres(t testing.TB) *DB {
 		if err != nil {
 			t.Fatalf("open postgres: %v", err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { _ = s.Close() })
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatalf("migrate postgres: %v", err)
 		}
@@ -289,7 +304,7 @@ func OpenPostgres(t testing.TB) *DB {
 func rebind(q string) string {
 	var b bytes.Buffer
 	n := 0
-	for i := 0; i < len(q); i++ {
+	for i := range len(q) {
 		if q[i] == '?' {
 			n++
 			fmt.Fprintf(&b, "$%d", n)
