@@ -4,18 +4,20 @@ import "time"
 
 // Audit event types. Names follow Ory's vocabulary where one exists.
 const (
-	EventVerificationStarted   = "VerificationStarted"
-	EventVerificationResent    = "VerificationResent"
-	EventVerificationSucceeded = "VerificationSucceeded"
-	EventVerificationFailed    = "VerificationFailed"
-	EventVerificationExpired   = "VerificationExpired"
-	EventVerificationLocked    = "VerificationLocked"
-	EventAddressForceVerified  = "AddressForceVerified"
-	EventIdentityLocked        = "IdentityLocked"
-	EventIdentityHardLocked    = "IdentityHardLocked"
-	EventIdentityUnlocked      = "IdentityUnlocked"
-	EventMessageSent           = "MessageSent"
-	EventMessageFailed         = "MessageFailed"
+	EventVerificationStarted     = "VerificationStarted"
+	EventVerificationResent      = "VerificationResent"
+	EventVerificationSucceeded   = "VerificationSucceeded"
+	EventVerificationFailed      = "VerificationFailed"
+	EventVerificationExpired     = "VerificationExpired"
+	EventVerificationLocked      = "VerificationLocked"
+	EventAddressForceVerified    = "AddressForceVerified"
+	EventAddressVerifiedByKratos = "AddressVerifiedByKratos"
+	EventIdentitySynced          = "IdentitySynced"
+	EventIdentityLocked          = "IdentityLocked"
+	EventIdentityHardLocked      = "IdentityHardLocked"
+	EventIdentityUnlocked        = "IdentityUnlocked"
+	EventMessageSent             = "MessageSent"
+	EventMessageFailed           = "MessageFailed"
 )
 
 // AuditEvent is one row of the append-only audit trail. Each row carries the

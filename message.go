@@ -122,9 +122,10 @@ func IsPermanent(err error) bool {
 // (database down): the queue retries with its own backoff.
 type DeliverFunc func(ctx context.Context, messageID string) (retryAt time.Time, err error)
 
-// Queue runs the delivery jobs committed through Tx.InsertMessage.
+// Queue runs the delivery jobs committed through Tx.InsertMessage and the
+// jobs committed through Tx.InsertJob.
 type Queue interface {
 	// Run works jobs until ctx is cancelled, then waits for the jobs in
 	// flight to finish and returns.
-	Run(ctx context.Context, deliver DeliverFunc) error
+	Run(ctx context.Context, w Workers) error
 }

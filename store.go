@@ -75,6 +75,17 @@ type Tx interface {
 	InsertMessageAttempt(ctx context.Context, a *MessageAttempt) error
 	ListMessageAttempts(ctx context.Context, messageID string) ([]*MessageAttempt, error)
 
+	// InsertJob stores a job that runs at j.RunAt, in the transaction.
+	InsertJob(ctx context.Context, j *Job) error
+
+	// GetHookResult returns the stored answer for a hook trigger id, or
+	// ErrNotFound.
+	GetHookResult(ctx context.Context, triggerID string) (*HookResult, error)
+	// PutHookResult stores the answer for a trigger id; ErrConflict when
+	// one is already stored (the caller then answers with that one). Rows
+	// older than a day may be deleted by the store.
+	PutHookResult(ctx context.Context, r *HookResult) error
+
 	// GetLockout returns the identity's lockout row, or a zero Lockout
 	// (never ErrNotFound).
 	GetLockout(ctx context.Context, identityID string) (*Lockout, error)

@@ -186,9 +186,14 @@ func decodeCodeRequest(r *http.Request) (codeRequest, error) {
 // resendRequest is the body of POST /self-service/verifications/resend:
 // exactly one of id and address.
 type resendRequest struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
+	ID      string        `json:"id"`
+	Address string        `json:"address"`
+	Channel vigil.Channel `json:"channel"`
 }
+
+// session reports whether the request names no verification and so asks
+// for the logged-in user's own.
+func (r resendRequest) session() bool { return r.ID == "" && r.Address == "" }
 
 func decodeResendRequest(r *http.Request) (resendRequest, error) {
 	var req resendRequest
@@ -196,8 +201,12 @@ func decodeResendRequest(r *http.Request) (resendRequest, error) {
 		return req, err
 	}
 	switch {
-	case (req.ID == "") == (req.Address == ""):
-		return req, invalid(`Send exactly one of "id" and "address".`)
+	case req.ID != "" && req.Address != "":
+		return req, invalid(`Send at most one of "id" and "address".`)
+	case req.Channel != "" && !req.session():
+		return req, invalid(`Field "channel" goes only with a session, without "id" or "address".`)
+	case req.Channel != "" && !req.Channel.Valid():
+		return req, invalid(`Field "channel" must be email or sms.`)
 	case req.ID != "" && !validUUID(req.ID):
 		return req, invalid(`Field "id" must be a UUID.`)
 	case req.Address != "":

@@ -23,11 +23,14 @@ type jsonEndpoint struct {
 	valid     string
 	typeField string // field name, sent as a number
 	accept    string
+	// emptyOK: {} is a valid request (resend: the logged-in user's own
+	// verifications).
+	emptyOK bool
 }
 
 var jsonEndpoints = []jsonEndpoint{
 	{path: "/self-service/verifications/" + someID + "/code", valid: `{"code":"123456"}`, typeField: "code"},
-	{path: "/self-service/verifications/resend", valid: `{"address":"a@example.com"}`, typeField: "address"},
+	{path: "/self-service/verifications/resend", valid: `{"address":"a@example.com"}`, typeField: "address", emptyOK: true},
 	{path: "/self-service/verifications/link", valid: `{"token":"abc"}`, typeField: "token", accept: "application/json"},
 	{admin: true, path: "/admin/verifications", valid: `{"identity_id":"` + someID + `","address":"a@example.com","channel":"email"}`, typeField: "identity_id"},
 	{admin: true, path: "/admin/identities/" + someID + "/addresses/verify", valid: `{"address":"a@example.com","channel":"email"}`, typeField: "channel"},
@@ -45,7 +48,12 @@ type badInput struct {
 
 func badInputs(ep jsonEndpoint) []badInput {
 	big := `{"x":"` + strings.Repeat("a", maxBodyBytes) + `"}`
+	empty := badInput{name: "empty object", body: `{}`, status: 400, code: vigil.EINVALID}
+	if ep.emptyOK {
+		empty = badInput{name: "channel without session mode", body: `{"id":"` + someID + `","channel":"sms"}`, status: 400, code: vigil.EINVALID}
+	}
 	return []badInput{
+		empty,
 		{name: "too large", body: big, status: 413, code: codeTooLarge},
 		{name: "too large chunked", body: big, chunked: true, status: 413, code: codeTooLarge},
 		{name: "text/plain", body: ep.valid, contentType: "text/plain", status: 415, code: codeUnsupportedMedia},
@@ -61,7 +69,6 @@ func badInputs(ep jsonEndpoint) []badInput {
 		{name: "wrong type object", body: `{"` + ep.typeField + `":{"a":1}}`, status: 400, code: codeInvalidField, mentions: ep.typeField},
 		{name: "trailing object", body: ep.valid + ep.valid, status: 400, code: codeMalformedJSON},
 		{name: "trailing garbage", body: ep.valid + " x", status: 400, code: codeMalformedJSON},
-		{name: "empty object", body: `{}`, status: 400, code: vigil.EINVALID},
 	}
 }
 
@@ -146,8 +153,11 @@ func TestDecodeValidation(t *testing.T) {
 		{name: "resend id", decoder: "resend", body: `{"id":"` + someID + `"}`},
 		{name: "resend address", decoder: "resend", body: `{"address":"+4915112345678"}`},
 		{name: "resend both", decoder: "resend", body: `{"id":"` + someID + `","address":"a@example.com"}`, code: vigil.EINVALID},
-		{name: "resend neither", decoder: "resend", body: `{}`, code: vigil.EINVALID},
-		{name: "resend empty strings", decoder: "resend", body: `{"id":"","address":""}`, code: vigil.EINVALID},
+		{name: "resend neither is session mode", decoder: "resend", body: `{}`},
+		{name: "resend empty strings is session mode", decoder: "resend", body: `{"id":"","address":""}`},
+		{name: "resend both", decoder: "resend", body: `{"id":"` + someID + `","address":"a@example.com"}`, code: vigil.EINVALID},
+		{name: "resend bad channel", decoder: "resend", body: `{"channel":"fax"}`, code: vigil.EINVALID},
+		{name: "resend channel with address", decoder: "resend", body: `{"address":"a@example.com","channel":"email"}`, code: vigil.EINVALID},
 		{name: "resend bad id", decoder: "resend", body: `{"id":"x"}`, code: vigil.EINVALID},
 		{name: "resend blank address", decoder: "resend", body: `{"address":"  "}`, code: vigil.EINVALID},
 		{name: "resend long address", decoder: "resend", body: `{"address":"` + strings.Repeat("a", 321) + `"}`, code: vigil.EINVALID},

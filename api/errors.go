@@ -22,6 +22,7 @@ const (
 	codeInvalidField     = "invalid_field"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeAuditBroken      = "audit_chain_broken"
+	codeUnverified       = "verification_required"
 )
 
 // statusByCode is the one table that maps error codes to HTTP statuses. A
@@ -48,6 +49,7 @@ var statusByCode = map[string]int{
 	codeTooLarge:         http.StatusRequestEntityTooLarge,
 	codeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	codeAuditBroken:      http.StatusConflict,
+	codeUnverified:       http.StatusForbidden,
 }
 
 const internalMessage = "Internal error."

@@ -76,6 +76,15 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if req.session() {
+		// The logged-in user's own verifications: the session proves who
+		// is asking, so the answer may say when there is none.
+		if err := s.svc.SessionResend(r.Context(), sessionCredentials(r), req.Channel, s.clientIP(r)); err != nil {
+			return err
+		}
+		writeRaw(w, http.StatusAccepted, mimeJSON, accepted)
+		return nil
+	}
 	err = s.svc.Resend(r.Context(), flows.ResendRequest{ID: req.ID, Address: req.Address, ClientIP: s.clientIP(r)})
 	switch p := resolve(err); {
 	case err == nil:

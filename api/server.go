@@ -99,6 +99,8 @@ func (s *Server) publicRoutes() *chi.Mux {
 	r.Get("/self-service/verifications/link", s.handle(s.peekLink, htmlOnly))
 	r.Head("/self-service/verifications/link", s.handle(s.peekLink, htmlOnly))
 	r.Post("/self-service/verifications/link", s.handle(s.consumeLink, linkWantsHTML))
+	r.Get("/self-service/verifications", s.handle(s.sessionStatus, jsonOnly))
+	r.Get("/authz", s.handle(s.authz, jsonOnly))
 	return r
 }
 

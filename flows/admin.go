@@ -149,6 +149,9 @@ func (s *Service) ForceVerify(ctx context.Context, identityID, address string, c
 				return fmt.Errorf("mark address verified: %w", err)
 			}
 			a.VerifiedAt = &now
+			if err := s.queueSync(ctx, tx, identityID, a.ID, now); err != nil {
+				return err
+			}
 			if err := s.audit(ctx, tx, vigil.EventAddressForceVerified, identityID, "", actor, map[string]string{
 				"channel": string(ch), "destination": masked,
 			}); err != nil {

@@ -586,7 +586,7 @@ func TestDeliveryIsDurable(t *testing.T) {
 
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- queue.Run(runCtx, svc.Deliver) }()
+		go func() { done <- queue.Run(runCtx, vigil.Workers{Deliver: svc.Deliver}) }()
 		require.Eventually(t, func() bool { return len(sender.Sent()) == 1 }, 20*time.Second, 20*time.Millisecond)
 		cancel()
 		require.NoError(t, <-done)

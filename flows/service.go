@@ -29,6 +29,7 @@ type Service struct {
 	rand  io.Reader
 	log   *slog.Logger
 	obs   Observer
+	ids   vigil.Identities
 	// sleep waits for d or until ctx ends; tests replace it.
 	sleep func(ctx context.Context, d time.Duration)
 }
@@ -51,6 +52,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		rand:  deps.Rand,
 		log:   deps.Logger,
 		obs:   deps.Observer,
+		ids:   deps.Identities,
 		sleep: sleepCtx,
 	}
 	if s.clock == nil {
@@ -88,6 +90,7 @@ func (c Config) Validate() error {
 	check(c.CheckPerIP >= 1, "check_per_ip_minute: must be at least 1")
 	check(c.Lockout.Base > 0 && c.Lockout.Max >= c.Lockout.Base, "lockout: base must be positive and max at least base")
 	check(c.Lockout.HardAfter >= 1, "lockout.hard_lock_after: must be at least 1")
+	check(c.NoAddress == NoAddressAllow || c.NoAddress == NoAddressBlock, "no_address: must be allow or block, got %q", c.NoAddress)
 	check(c.RetryBackoff > 0, "delivery retry backoff: must be positive")
 	return errors.Join(errs...)
 }

@@ -8,6 +8,12 @@ import (
 	"github.com/vigil-auth/vigil"
 )
 
+// The gate's answers for an identity with no verifiable address.
+const (
+	NoAddressAllow = "allow"
+	NoAddressBlock = "block"
+)
+
 // Require is the policy that says which addresses must be verified before
 // an identity counts as verified.
 type Require string
@@ -34,6 +40,16 @@ type Config struct {
 	EnableEmail bool
 	EnableSMS   bool
 	Require     Require
+
+	// RequiredOnLogin makes the login gate refuse a session until the
+	// identity is verified (verification_required_on_login).
+	RequiredOnLogin bool
+	// NoAddress is the gate's answer for an identity with no verifiable
+	// address: NoAddressAllow or NoAddressBlock.
+	NoAddress string
+	// Soft lets unverified identities log in; apps read
+	// metadata_public.vigil.verified to limit what they may do.
+	Soft bool
 
 	CodeLength   int           // digits, 4-10
 	CodeTTL      time.Duration // verification_code_expiration
@@ -69,17 +85,19 @@ type LockoutRules struct {
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{
-		EnableEmail: true,
-		EnableSMS:   false,
-		Require:     RequireAny,
-		CodeLength:  6,
-		CodeTTL:     15 * time.Minute,
-		SMSCodeTTL:  10 * time.Minute,
-		LinkTTL:     24 * time.Hour,
-		MaxAttempts: 3,
-		PublicURL:   "http://127.0.0.1:4480",
-		ResendFloor: 150 * time.Millisecond,
-		CheckPerIP:  30,
+		EnableEmail:     true,
+		EnableSMS:       false,
+		Require:         RequireAny,
+		RequiredOnLogin: true,
+		NoAddress:       NoAddressBlock,
+		CodeLength:      6,
+		CodeTTL:         15 * time.Minute,
+		SMSCodeTTL:      10 * time.Minute,
+		LinkTTL:         24 * time.Hour,
+		MaxAttempts:     3,
+		PublicURL:       "http://127.0.0.1:4480",
+		ResendFloor:     150 * time.Millisecond,
+		CheckPerIP:      30,
 		Resend: ResendLimits{
 			Cooldown:        60 * time.Second,
 			PerDestination:  5,
@@ -101,6 +119,9 @@ type Deps struct {
 	Rand     io.Reader    // default crypto/rand
 	Logger   *slog.Logger // default slog.Default()
 	Observer Observer     // optional
+	// Identities is the identity provider (Kratos). Without it, verified
+	// addresses are not synced back and session-based calls are refused.
+	Identities vigil.Identities
 }
 
 // StartRequest starts (or restarts) verification of one address.

@@ -459,6 +459,9 @@ func (s *Service) succeed(ctx context.Context, tx vigil.Tx, v *vigil.Verificatio
 		if err := tx.SetAddressVerified(ctx, v.AddressID, now); err != nil {
 			return nil, fmt.Errorf("mark address verified: %w", err)
 		}
+		if err := s.queueSync(ctx, tx, v.IdentityID, v.AddressID, now); err != nil {
+			return nil, err
+		}
 	}
 	lo, err := tx.GetLockout(ctx, v.IdentityID)
 	if err != nil {

@@ -10,19 +10,24 @@
 //	err = s.Migrate(ctx) // at start; safe with many replicas
 //	...
 //	err = s.InTx(ctx, func(tx vigil.Tx) error {
-//		// InsertVerification, InsertMessage, AppendAudit (last: it holds
-//		// the audit lock until commit)
+//		// InsertVerification, InsertMessage, InsertJob, AppendAudit
+//		// (last: it holds the audit lock until commit)
 //	})
 //	...
-//	err = s.Queue(postgres.QueueOptions{}).Run(ctx, svc.Deliver) // until ctx ends
+//	w := vigil.Workers{Deliver: svc.Deliver, Job: svc.RunJob}
+//	err = s.Queue(postgres.QueueOptions{}).Run(ctx, w) // until ctx ends
 //
 // # Durable delivery
 //
 // InsertMessage writes the message row and its River job with InsertTx on
 // the same transaction, so both commit or neither does: a process dying
-// between the two cannot lose or orphan a delivery. Store.Queue returns
-// the worker side; a job that was running when its process died is
-// rescued and retried after QueueOptions.RescueAfter.
+// between the two cannot lose or orphan a delivery. InsertJob is the same
+// without a row of ours: the vigil.Job (id, kind, JSON payload) is the
+// River job's arguments, of a kind and River queue of its own, so slow
+// jobs cannot hold up deliveries. Store.Queue returns the worker side; a
+// job that was running when its process died is rescued and retried after
+// QueueOptions.RescueAfter. A Run without a JobFunc (or DeliverFunc) does
+// not work that River queue, so those jobs wait for one that does.
 //
 // # Schema
 //
@@ -43,7 +48,8 @@
 //
 // # Imports
 //
-// The root package, pgx and River. Never another adapter, flows, hooks or
+// The root package, pgx, River and github.com/google/uuid. Never another
+// adapter, flows, hooks or
 // api: the core depends on this package's interfaces, not the other way
 // round.
 package postgres

@@ -58,7 +58,7 @@ func (c *conn) InsertMessage(ctx context.Context, m *vigil.Message) error {
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("insert message %s: %w", m.ID, vigil.ErrConflict)
 		}
-		return c.s.insertJob(ctx, c.tx, m)
+		return c.s.insertDelivery(ctx, c.tx, m)
 	})
 }
 

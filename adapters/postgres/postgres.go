@@ -57,6 +57,7 @@ type Store struct {
 	schema string
 	log    *slog.Logger
 	hits   atomic.Uint64 // Hit calls, to pace cleanup
+	puts   atomic.Uint64 // PutHookResult calls, likewise
 }
 
 var (

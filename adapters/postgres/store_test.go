@@ -145,3 +145,27 @@ func TestOpenBadSchema(t *testing.T) {
 	_, err := postgres.Open(ctx, pgtest.URL()+"&search_path=no_such_schema_here", postgres.Options{Logger: quiet})
 	require.ErrorContains(t, err, "search_path")
 }
+
+// Hook results older than a day are swept by a later Put, now and then
+// (one Put in 64).
+func TestHookResultSweep(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := freshStore(t)
+	now := vigil.SystemClock{}.Now()
+	old := &vigil.HookResult{TriggerID: "old", Hook: "registration_after", Status: 200, CreatedAt: now.Add(-25 * time.Hour)}
+	require.NoError(t, s.PutHookResult(ctx, old))
+	require.NoError(t, s.InTx(ctx, func(tx vigil.Tx) error {
+		for i := range 100 {
+			r := &vigil.HookResult{TriggerID: "new-" + strconv.Itoa(i), Hook: "registration_after", Status: 200, CreatedAt: now}
+			if err := tx.PutHookResult(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	_, err := s.GetHookResult(ctx, old.TriggerID)
+	require.ErrorIs(t, err, vigil.ErrNotFound)
+	_, err = s.GetHookResult(ctx, "new-0")
+	require.NoError(t, err)
+}

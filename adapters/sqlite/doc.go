@@ -38,13 +38,13 @@
 // only (SQLite gives the -wal and -shm files the same mode): it holds
 // sealed personal data and the blind indexes that find it.
 //
-// # Delivery
+// # Delivery and jobs
 //
-// There is no separate job table: the messages row is also its delivery
-// job, so a verification, its message and the job always commit or roll
-// back together. The job is three columns the Queue alone writes:
-// job_run_at (when it is due; NULL once finished), lease_until and
-// queue_errors. InsertMessage sets job_run_at to m.NextAttemptAt. A Queue
+// There is no separate table of delivery jobs: the messages row is also
+// its delivery job, so a verification, its message and the job always
+// commit or roll back together. The job is three columns the Queue alone
+// writes: job_run_at (when it is due; NULL once finished), lease_until
+// and queue_errors. InsertMessage sets job_run_at to m.NextAttemptAt. A Queue
 // claims due jobs (job_run_at passed, no live lease) by setting
 // lease_until in one UPDATE ... RETURNING, and runs deliver for each on a
 // small worker pool. deliver records the outcome on the message through
@@ -53,11 +53,18 @@
 // again then, and an error makes it due again after an exponential
 // backoff. So deliver and the queue never overwrite each other's columns.
 //
+// The jobs of InsertJob are rows of the jobs table, claimed, leased and
+// settled the same way (run_at, lease_until, queue_errors), except that a
+// finished job's row is deleted: it was nothing but the job. The queue
+// works the two tables as two lanes, each with Workers of its own, so slow
+// jobs cannot hold up deliveries; a Run without a JobFunc (or
+// DeliverFunc) does not claim from that table at all.
+//
 // A process killed mid-delivery leaves a lease that expires, and the job
 // runs again after restart: delivery is at least once, which is why
 // Outbound.ID is stable across retries. A commit that inserted a message
-// wakes the queues of this process at once; a short poll finds scheduled
-// retries, expired leases and messages committed by other processes.
+// or a job wakes the queues of this process at once; a short poll finds
+// scheduled retries, expired leases and jobs committed by other processes.
 //
 // # Imports
 //

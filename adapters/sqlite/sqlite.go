@@ -50,6 +50,7 @@ type Store struct {
 	clock  vigil.Clock
 	path   string
 	hits   atomic.Uint64 // Hit calls, to sweep expired counters now and then
+	puts   atomic.Uint64 // PutHookResult calls, to sweep old results likewise
 	wakeMu sync.Mutex
 	wakes  map[chan struct{}]struct{}
 }
@@ -222,7 +223,7 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// wake tells every running Queue that a message was committed.
+// wake tells every running Queue that a message or job was committed.
 func (s *Store) wake() {
 	s.wakeMu.Lock()
 	defer s.wakeMu.Unlock()
@@ -271,8 +272,8 @@ type queryer interface {
 type tx struct {
 	q queryer
 	s *Store
-	// queued is set when the transaction inserted a message, so the
-	// queues are woken once it commits.
+	// queued is set when the transaction inserted a message or a job, so
+	// the queues are woken once it commits.
 	queued bool
 }
 

@@ -114,6 +114,18 @@ func (s *Store) ListMessageAttempts(ctx context.Context, messageID string) ([]*v
 	return s.read().ListMessageAttempts(ctx, messageID)
 }
 
+func (s *Store) InsertJob(ctx context.Context, j *vigil.Job) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertJob(ctx, j) })
+}
+
+func (s *Store) GetHookResult(ctx context.Context, triggerID string) (*vigil.HookResult, error) {
+	return s.read().GetHookResult(ctx, triggerID)
+}
+
+func (s *Store) PutHookResult(ctx context.Context, r *vigil.HookResult) error {
+	return s.write(ctx, func(t *tx) error { return t.PutHookResult(ctx, r) })
+}
+
 func (s *Store) GetLockout(ctx context.Context, identityID string) (*vigil.Lockout, error) {
 	return s.read().GetLockout(ctx, identityID)
 }

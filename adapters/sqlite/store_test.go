@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -238,7 +239,7 @@ func TestLeaseExpiresAfterCrash(t *testing.T) {
 	// claim and never release.
 	crashed, ok := s.Queue(QueueOptions{Lease: time.Minute}).(*Queue)
 	require.True(t, ok)
-	jobs, err := crashed.claim(ctx, 10)
+	jobs, err := crashed.claim(ctx, messageBox, 10)
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	require.Equal(t, m.ID, jobs[0].id)
@@ -292,9 +293,14 @@ func TestLeaseExpiresAfterCrash(t *testing.T) {
 // test ends; stop returns once Run has.
 func run(t *testing.T, q vigil.Queue, deliver vigil.DeliverFunc) (stop func()) {
 	t.Helper()
+	return runWorkers(t, q, vigil.Workers{Deliver: deliver})
+}
+
+func runWorkers(t *testing.T, q vigil.Queue, w vigil.Workers) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx, deliver) }()
+	go func() { done <- q.Run(ctx, w) }()
 	stop = sync.OnceFunc(func() {
 		cancel()
 		select {
@@ -398,4 +404,109 @@ func TestNewFileIsPrivate(t *testing.T) {
 	info, err := os.Stat(s.Path())
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+}
+
+// Hook results older than a day are swept by a later Put, now and then.
+func TestHookResultSweep(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t, Options{})
+	now := vigil.SystemClock{}.Now()
+	old := &vigil.HookResult{TriggerID: "old", Hook: "registration_after", Status: 200, CreatedAt: now.Add(-25 * time.Hour)}
+	require.NoError(t, s.PutHookResult(ctx, old))
+	require.NoError(t, s.InTx(ctx, func(tx vigil.Tx) error {
+		for i := range sweepEvery {
+			r := &vigil.HookResult{TriggerID: fmt.Sprint("new-", i), Hook: "registration_after", Status: 200, CreatedAt: now}
+			if err := tx.PutHookResult(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	_, err := s.GetHookResult(ctx, old.TriggerID)
+	require.ErrorIs(t, err, vigil.ErrNotFound)
+	var n int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT count(*) FROM hook_results`).Scan(&n))
+	require.Equal(t, sweepEvery, n, "only the old row swept")
+}
+
+// A finished job's row is deleted; one that asks to run again keeps it.
+func TestFinishedJobIsDeleted(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t, Options{})
+	done := &vigil.Job{Kind: "done"}
+	require.NoError(t, s.InsertJob(ctx, done))
+	again := &vigil.Job{Kind: "again"}
+	require.NoError(t, s.InsertJob(ctx, again))
+	later := vigil.SystemClock{}.Now().Add(time.Hour)
+
+	ran := make(chan string, 2)
+	stop := runWorkers(t, s.Queue(QueueOptions{}), vigil.Workers{Job: func(_ context.Context, j *vigil.Job) (time.Time, error) {
+		ran <- j.ID
+		if j.ID == again.ID {
+			return later, nil
+		}
+		return time.Time{}, nil
+	}})
+	for range 2 {
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("jobs not run")
+		}
+	}
+	stop()
+
+	var ids []string
+	rows, err := s.r.QueryContext(ctx, `SELECT id, run_at FROM jobs`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var runAt int64
+		require.NoError(t, rows.Scan(&id, &runAt))
+		require.Equal(t, later, fromTS(runAt))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{again.ID}, ids)
+}
+
+// Deliveries and jobs have workers of their own: jobs stuck in flight do
+// not hold up the delivery of codes.
+func TestSlowJobsDoNotBlockDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t, Options{})
+	require.NoError(t, s.InsertJob(ctx, &vigil.Job{Kind: "slow"}))
+
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	delivered := make(chan string, 1)
+	runWorkers(t, s.Queue(QueueOptions{Workers: 1}), vigil.Workers{
+		Job: func(context.Context, *vigil.Job) (time.Time, error) {
+			started <- struct{}{}
+			<-release
+			return time.Time{}, nil
+		},
+		Deliver: func(_ context.Context, id string) (time.Time, error) {
+			delivered <- id
+			return time.Time{}, nil
+		},
+	})
+	t.Cleanup(func() { close(release) }) // before the queue stops: cleanups run last first
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("job not started")
+	}
+
+	m := insertMessage(t, s, vigil.SystemClock{}.Now())
+	select {
+	case id := <-delivered:
+		require.Equal(t, m.ID, id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not delivered while a job was in flight")
+	}
 }

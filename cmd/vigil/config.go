@@ -30,6 +30,7 @@ type Config struct {
 	Secrets      SecretsConfig      `yaml:"secrets"`
 	Admin        KeyConfig          `yaml:"admin"`
 	Hooks        KeyConfig          `yaml:"hooks"`
+	Kratos       KratosConfig       `yaml:"kratos"`
 	Verification VerificationConfig `yaml:"verification"`
 	Delivery     DeliveryConfig     `yaml:"delivery"`
 	Log          LogConfig          `yaml:"log"`
@@ -82,6 +83,8 @@ type VerificationConfig struct {
 	Resend                      ResendConfig  `yaml:"resend"`
 	Lockout                     LockoutConfig `yaml:"lockout"`
 	CheckPerIPMinute            int           `yaml:"check_per_ip_minute"`
+	NoAddress                   string        `yaml:"no_address"` // allow | block
+	Soft                        bool          `yaml:"soft"`
 }
 
 type ResendConfig struct {
@@ -162,6 +165,15 @@ const (
 	yamlNull = "!!null"
 )
 
+// KratosConfig says where Ory Kratos answers. Without admin_url verified
+// addresses are not synced back to Kratos; without public_url session-based
+// calls (forward-auth, the user's own status) answer 401.
+type KratosConfig struct {
+	AdminURL  string        `yaml:"admin_url"`
+	PublicURL string        `yaml:"public_url"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
 // DefaultConfig is the configuration before the file and the environment
 // are applied. Options neither of them sets keep these values.
 func DefaultConfig() Config {
@@ -191,7 +203,9 @@ func DefaultConfig() Config {
 			},
 			Lockout:          LockoutConfig{Base: time.Minute, Max: 15 * time.Minute, HardLockAfter: 100},
 			CheckPerIPMinute: 30,
+			NoAddress:        flows.NoAddressBlock,
 		},
+		Kratos: KratosConfig{Timeout: 5 * time.Second},
 		Delivery: DeliveryConfig{
 			Email: EmailDeliveryConfig{Provider: providerConsole},
 			SMS:   SMSDeliveryConfig{Provider: providerConsole},
@@ -687,6 +701,20 @@ func (c *Config) Validate() error {
 	}
 	checkRange(&ps, "verification.lockout.hard_lock_after", v.Lockout.HardLockAfter, 1, 1000000, "")
 	checkRange(&ps, "verification.check_per_ip_minute", v.CheckPerIPMinute, 1, 100000, "")
+	if v.NoAddress != flows.NoAddressAllow && v.NoAddress != flows.NoAddressBlock {
+		ps.addf("verification.no_address", "must be allow or block, got %q", v.NoAddress)
+	}
+	for path, u := range map[string]string{"kratos.admin_url": c.Kratos.AdminURL, "kratos.public_url": c.Kratos.PublicURL} {
+		if u != "" && !isHTTPURL(u) {
+			ps.addf(path, "must be an absolute http:// or https:// URL, got %q", u)
+		}
+	}
+	if (c.Kratos.AdminURL == "") != (c.Kratos.PublicURL == "") {
+		ps.addf("kratos", "set both admin_url and public_url, or neither")
+	}
+	if c.Kratos.Timeout <= 0 || c.Kratos.Timeout > 25*time.Second {
+		ps.addf("kratos.timeout", "must be positive and at most 25s (Kratos gives a hook 30s in all), got %s", c.Kratos.Timeout)
+	}
 
 	switch c.Delivery.Email.Provider {
 	case providerConsole:
@@ -885,6 +913,9 @@ func (c *Config) Flows() flows.Config {
 	f.Dev = c.Dev
 	f.ShowCodes = c.Dev
 	f.CheckPerIP = v.CheckPerIPMinute
+	f.RequiredOnLogin = v.VerificationRequiredOnLogin
+	f.NoAddress = v.NoAddress
+	f.Soft = v.Soft
 	f.Resend = flows.ResendLimits{
 		Cooldown:        v.Resend.Cooldown,
 		PerDestination:  v.Resend.PerDestination10m,

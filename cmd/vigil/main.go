@@ -18,11 +18,13 @@ import (
 	"github.com/vigil-auth/vigil"
 	"github.com/vigil-auth/vigil/adapters/console"
 	"github.com/vigil-auth/vigil/adapters/httpsms"
+	"github.com/vigil-auth/vigil/adapters/kratos"
 	"github.com/vigil-auth/vigil/adapters/postgres"
 	"github.com/vigil-auth/vigil/adapters/smtp"
 	"github.com/vigil-auth/vigil/adapters/sqlite"
 	"github.com/vigil-auth/vigil/api"
 	"github.com/vigil-auth/vigil/flows"
+	"github.com/vigil-auth/vigil/hooks"
 )
 
 // Set at build time: go build -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
@@ -113,7 +115,7 @@ type Database struct {
 	queue func() vigil.Queue
 }
 
-// Queue returns the store's delivery queue.
+// Queue returns the store's queue of deliveries and jobs.
 func (d *Database) Queue() vigil.Queue { return d.queue() }
 
 // OpenDatabase opens the store the DSN names, by its scheme.
@@ -210,6 +212,13 @@ func (m *Main) Open(ctx context.Context, o OpenOptions) error {
 	if m.registry != nil {
 		deps.Observer = api.NewMetrics(m.registry)
 	}
+	if k := m.Config.Kratos; k.AdminURL != "" {
+		ids, err := kratos.New(kratos.Config{AdminURL: k.AdminURL, PublicURL: k.PublicURL, Timeout: k.Timeout})
+		if err != nil {
+			return fmt.Errorf("kratos: %w", err)
+		}
+		deps.Identities = ids
+	}
 	if m.Service, err = flows.New(m.Config.Flows(), deps); err != nil {
 		return fmt.Errorf("build verification service: %w", err)
 	}
@@ -284,7 +293,12 @@ func (m *Main) Serve(ctx context.Context, o OpenOptions) error {
 	}
 	m.PublicAddr, m.AdminAddr = pubLn.Addr(), admLn.Addr()
 	m.public = m.httpServer(srv.Public(), "public")
-	m.admin = m.httpServer(srv.Admin(), "admin")
+	// Kratos' web hooks share the admin listener but not its key: they
+	// authenticate with hooks.api_key.
+	admin := http.NewServeMux()
+	admin.Handle("/hooks/kratos/", hooks.New(hooks.Config{APIKey: m.Config.Hooks.APIKey, Logger: m.Logger}, m.Service))
+	admin.Handle("/", srv.Admin())
+	m.admin = m.httpServer(admin, "admin")
 
 	// The queue outlives ctx: on shutdown it is stopped only after the
 	// HTTP servers drained, because requests in flight may still queue
@@ -293,7 +307,8 @@ func (m *Main) Serve(ctx context.Context, o OpenOptions) error {
 	m.queueCancel = cancel
 	m.queueDone = make(chan error, 1)
 	queue := m.DB.Queue()
-	go func() { m.queueDone <- queue.Run(qctx, m.Service.Deliver) }()
+	workers := vigil.Workers{Deliver: m.Service.Deliver, Job: m.Service.RunJob}
+	go func() { m.queueDone <- queue.Run(qctx, workers) }()
 
 	m.serveErr = make(chan error, 2)
 	for _, s := range []struct {

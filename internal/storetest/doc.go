@@ -12,7 +12,7 @@
 //		})
 //	}
 //
-// and, for the delivery queue, RunQueue. Every call of open must return a
+// and, for the queue (deliveries and jobs), RunQueue. Every call of open must return a
 // store that shares nothing with any other call (a fresh schema, a fresh
 // file), because subtests run in parallel and count audit rows, rate
 // counters and jobs.
@@ -34,6 +34,11 @@
 //     return ErrNotFound for one.
 //   - ListMessages is newest first, ListAudit and ListMessageAttempts
 //     oldest first.
+//   - A job's payload comes back equal as JSON, not necessarily byte for
+//     byte. A Run given a nil JobFunc (or DeliverFunc) leaves those jobs
+//     for a Run that has one.
+//   - PutHookResult's ErrConflict, like every conflict, leaves the first
+//     row as it was; of concurrent Puts of one trigger id exactly one wins.
 //
 // # Imports
 //

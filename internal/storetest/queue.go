@@ -13,7 +13,7 @@ import (
 )
 
 // OpenQueue returns a fresh store as Open does, and the queue that works
-// the jobs its InsertMessage commits.
+// the jobs its InsertMessage and InsertJob commit.
 type OpenQueue = func(t *testing.T) (vigil.Store, vigil.Queue)
 
 // Queue waits. Generous, so that a loaded CI machine does not flake; a
@@ -23,7 +23,7 @@ const (
 	stopWait    = 15 * time.Second
 )
 
-// RunQueue runs the delivery queue conformance suite.
+// RunQueue runs the queue conformance suite: deliveries and jobs.
 func RunQueue(t *testing.T, open OpenQueue) {
 	t.Helper()
 	for _, tc := range []struct {
@@ -36,6 +36,12 @@ func RunQueue(t *testing.T, open OpenQueue) {
 		{"RetryAtReschedules", testQueueRetryAt},
 		{"ErrorRetries", testQueueError},
 		{"StopFinishesInFlight", testQueueStop},
+		{"JobRunsCommitted", testJobRuns},
+		{"JobNeverRunsRolledBack", testJobRolledBack},
+		{"JobWaitsForRunAt", testJobScheduled},
+		{"JobRetryAtReschedules", testJobRetryAt},
+		{"JobErrorRetries", testJobError},
+		{"NilWorkerLeavesJobs", testQueueNilWorker},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -44,13 +50,15 @@ func RunQueue(t *testing.T, open OpenQueue) {
 	}
 }
 
-// call is one invocation of the deliver func.
+// call is one invocation of the deliver or job func.
 type call struct {
-	id string
-	at time.Time
+	id  string
+	at  time.Time
+	job *vigil.Job // nil for a delivery
 }
 
-// recorder is a DeliverFunc that records calls and answers with respond.
+// recorder is a DeliverFunc and a JobFunc that records calls, by message
+// or job id, and answers with respond.
 type recorder struct {
 	mu      sync.Mutex
 	calls   []call
@@ -66,7 +74,20 @@ func newRecorder(respond func(ctx context.Context, id string, n int) (time.Time,
 }
 
 func (r *recorder) deliver(ctx context.Context, id string) (time.Time, error) {
-	c := call{id: id, at: time.Now()}
+	return r.record(ctx, call{id: id, at: time.Now()})
+}
+
+func (r *recorder) job(ctx context.Context, j *vigil.Job) (time.Time, error) {
+	return r.record(ctx, call{id: j.ID, at: time.Now(), job: j})
+}
+
+// workers are both of r's funcs.
+func (r *recorder) workers() vigil.Workers {
+	return vigil.Workers{Deliver: r.deliver, Job: r.job}
+}
+
+func (r *recorder) record(ctx context.Context, c call) (time.Time, error) {
+	id := c.id
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	n := 0
@@ -83,7 +104,7 @@ func (r *recorder) deliver(ctx context.Context, id string) (time.Time, error) {
 	return r.respond(ctx, id, n)
 }
 
-// callsFor returns the calls for message id so far.
+// callsFor returns the calls for message or job id so far.
 func (r *recorder) callsFor(id string) []call {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -96,7 +117,7 @@ func (r *recorder) callsFor(id string) []call {
 	return out
 }
 
-// waitCalls waits until message id was delivered n times.
+// waitCalls waits until message or job id was called n times.
 func (r *recorder) waitCalls(t *testing.T, id string, n int) []call {
 	t.Helper()
 	deadline := time.After(deliverWait)
@@ -110,18 +131,18 @@ func (r *recorder) waitCalls(t *testing.T, id string, n int) []call {
 		case <-r.notify:
 		case <-tick.C:
 		case <-deadline:
-			t.Fatalf("message %s: %d deliveries after %s, want %d", id, len(r.callsFor(id)), deliverWait, n)
+			t.Fatalf("message or job %s: %d calls after %s, want %d", id, len(r.callsFor(id)), deliverWait, n)
 		}
 	}
 }
 
 // startQueue runs q in the background and returns a stop func that cancels
 // Run and waits for it to return; cleanup calls it too.
-func startQueue(t *testing.T, q vigil.Queue, deliver vigil.DeliverFunc) (stop func() error) {
+func startQueue(t *testing.T, q vigil.Queue, w vigil.Workers) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx, deliver) }()
+	go func() { done <- q.Run(ctx, w) }()
 	var once sync.Once
 	var err error
 	stop = func() error {
@@ -168,7 +189,7 @@ func testQueueDelivers(t *testing.T, open OpenQueue) {
 	require.NoError(t, s.InsertMessage(ctx, alone))
 
 	r := newRecorder(nil)
-	startQueue(t, q, r.deliver)
+	startQueue(t, q, vigil.Workers{Deliver: r.deliver})
 	r.waitCalls(t, inTx.ID, 1)
 	r.waitCalls(t, alone.ID, 1)
 
@@ -208,7 +229,7 @@ func testQueueRolledBack(t *testing.T, open OpenQueue) {
 	require.NoError(t, s.InTx(ctx, func(tx vigil.Tx) error { return tx.InsertMessage(ctx, kept) }))
 
 	r := newRecorder(nil)
-	startQueue(t, q, r.deliver)
+	startQueue(t, q, vigil.Workers{Deliver: r.deliver})
 	r.waitCalls(t, kept.ID, 1)
 	time.Sleep(500 * time.Millisecond)
 	require.Empty(t, r.callsFor(lost.ID), "rolled-back message delivered")
@@ -226,7 +247,7 @@ func testQueueScheduled(t *testing.T, open OpenQueue) {
 	require.NoError(t, s.InsertMessage(ctx, m))
 
 	r := newRecorder(nil)
-	startQueue(t, q, r.deliver)
+	startQueue(t, q, vigil.Workers{Deliver: r.deliver})
 	calls := r.waitCalls(t, m.ID, 1)
 	// Clocks of the store and the test differ by scheduling granularity
 	// only; allow a little.
@@ -252,7 +273,7 @@ func testQueueRetryAt(t *testing.T, open OpenQueue) {
 		}
 		return time.Time{}, nil
 	})
-	startQueue(t, q, r.deliver)
+	startQueue(t, q, vigil.Workers{Deliver: r.deliver})
 	calls := r.waitCalls(t, m.ID, 2)
 	retryAt := <-asked
 	require.False(t, calls[1].at.Before(retryAt.Add(-100*time.Millisecond)),
@@ -277,7 +298,7 @@ func testQueueError(t *testing.T, open OpenQueue) {
 		}
 		return time.Time{}, nil
 	})
-	startQueue(t, q, r.deliver)
+	startQueue(t, q, vigil.Workers{Deliver: r.deliver})
 	r.waitCalls(t, m.ID, 2)
 	time.Sleep(300 * time.Millisecond)
 	require.Len(t, r.callsFor(m.ID), 2)
@@ -298,7 +319,7 @@ func testQueueStop(t *testing.T, open OpenQueue) {
 		ctxErr <- ctx.Err()
 		return time.Time{}, nil
 	})
-	stop := startQueue(t, q, r.deliver)
+	stop := startQueue(t, q, vigil.Workers{Deliver: r.deliver})
 	r.waitCalls(t, m.ID, 1)
 
 	stopped := make(chan error, 1)
@@ -324,7 +345,7 @@ func testQueueStop(t *testing.T, open OpenQueue) {
 	r2 := newRecorder(nil)
 	other := newMessage(v)
 	require.NoError(t, s.InsertMessage(ctx, other))
-	startQueue(t, q, r2.deliver)
+	startQueue(t, q, vigil.Workers{Deliver: r2.deliver})
 	r2.waitCalls(t, other.ID, 1)
 	time.Sleep(300 * time.Millisecond)
 	require.Empty(t, r2.callsFor(m.ID), "finished message delivered again")

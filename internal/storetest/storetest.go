@@ -30,9 +30,11 @@ func Run(t *testing.T, open Open) {
 		{"Address", testAddress},
 		{"Verification", testVerification},
 		{"Message", testMessage},
+		{"InsertJob", testInsertJob},
 		{"Lockout", testLockout},
 		{"Hit", testHit},
 		{"Audit", testAudit},
+		{"HookResult", testHookResult},
 		{"InTx", testInTx},
 		{"RoundTrip", testRoundTrip},
 	} {

@@ -18,6 +18,8 @@ type written struct {
 	addr     *vigil.Address
 	ver      *vigil.Verification
 	msg      *vigil.Message
+	job      *vigil.Job
+	hook     *vigil.HookResult
 	window   time.Time
 	key      string
 }
@@ -28,6 +30,8 @@ func writeAll(ctx context.Context, t *testing.T, tx vigil.Tx) (*written, error) 
 	w.addr = newAddress(w.identity, vigil.ChannelEmail)
 	w.ver = newVerification(w.addr)
 	w.msg = newMessage(w.ver)
+	w.job = newJob()
+	w.hook = newHookResult()
 	steps := []func() error{
 		func() error { return tx.InsertAddress(ctx, w.addr) },
 		func() error { return tx.SetAddressVerified(ctx, w.addr.ID, now()) },
@@ -37,6 +41,8 @@ func writeAll(ctx context.Context, t *testing.T, tx vigil.Tx) (*written, error) 
 		func() error {
 			return tx.InsertMessageAttempt(ctx, &vigil.MessageAttempt{MessageID: w.msg.ID, Attempt: 1, At: now(), Outcome: outcomeSent})
 		},
+		func() error { return tx.InsertJob(ctx, w.job) },
+		func() error { return tx.PutHookResult(ctx, w.hook) },
 		func() error { _, err := tx.AddFailure(ctx, w.identity, now()); return err },
 		func() error { _, err := tx.Hit(ctx, w.key, w.window, w.window.Add(-time.Hour)); return err },
 		func() error { return tx.AppendAudit(ctx, newEvent(w.identity), testSeal) },
@@ -73,6 +79,8 @@ func testInTx(t *testing.T, open Open) {
 		attempts, err := s.ListMessageAttempts(ctx, w.msg.ID)
 		require.NoError(t, err)
 		require.Len(t, attempts, 1)
+		_, err = s.GetHookResult(ctx, w.hook.TriggerID)
+		require.NoError(t, err)
 		l, err := s.GetLockout(ctx, w.identity)
 		require.NoError(t, err)
 		require.Equal(t, 1, l.Failures)
@@ -171,6 +179,8 @@ func requireNothing(t *testing.T, s vigil.Store, w *written) {
 	attempts, err := s.ListMessageAttempts(ctx, w.msg.ID)
 	require.NoError(t, err)
 	require.Empty(t, attempts)
+	_, err = s.GetHookResult(ctx, w.hook.TriggerID)
+	require.ErrorIs(t, err, vigil.ErrNotFound)
 	l, err := s.GetLockout(ctx, w.identity)
 	require.NoError(t, err)
 	require.Equal(t, &vigil.Lockout{IdentityID: w.identity}, l)

@@ -1,0 +1,176 @@
+package hooks
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vigil-auth/vigil"
+	"github.com/vigil-auth/vigil/flows"
+)
+
+const (
+	// MaxBody caps a hook body. Kratos' whole ctx for a login is a few
+	// KiB; the shipped Jsonnet bodies are far smaller.
+	MaxBody = 1 << 20
+	// DefaultTimeout bounds the work behind one answer, far below Kratos'
+	// 30 s.
+	DefaultTimeout = 10 * time.Second
+	// KeyHeader is the header the shipped Kratos config sends the secret in.
+	KeyHeader = "X-Vigil-Key"
+)
+
+// Config configures the hook endpoints.
+type Config struct {
+	// APIKey is the shared secret Kratos sends: in the X-Vigil-Key header
+	// (Kratos' api_key auth), or as the password of basic auth, or as a
+	// bearer token. Empty refuses every call.
+	APIKey  string
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Handler serves POST /hooks/kratos/{registration,login,settings,verification}.
+type Handler struct {
+	cfg Config
+	svc *flows.Service
+	mux *http.ServeMux
+}
+
+// New returns the hook endpoints.
+func New(cfg Config, svc *flows.Service) *Handler {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg, svc: svc, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /hooks/kratos/login", h.serve("login", h.login))
+	h.mux.HandleFunc("POST /hooks/kratos/registration", h.serve("registration", h.registration))
+	h.mux.HandleFunc("POST /hooks/kratos/settings", h.serve("settings", h.settings))
+	h.mux.HandleFunc("POST /hooks/kratos/verification", h.serve("verification", h.verification))
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// answer is what a hook decided.
+type answer struct {
+	status int
+	body   []byte
+}
+
+type hookFunc func(ctx context.Context, id vigil.Identity, clientIP string) (answer, error)
+
+// serve wraps a hook: authenticate, cap and decode the body, run the hook
+// once per trigger id under a deadline, write the answer.
+func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		log := h.cfg.Logger.With("hook", name, "trigger_id", r.Header.Get("Ory-Webhook-Trigger-Id"))
+		if !h.authenticated(r) {
+			log.WarnContext(r.Context(), "hook call without a valid key")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-hooks"`)
+			write(w, http.StatusUnauthorized, []byte(`{"error":{"code":"unauthorized","message":"Missing or wrong hook key."}}`))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				write(w, http.StatusRequestEntityTooLarge, messagesBody(badRequestMessage("body too large")))
+				return
+			}
+			write(w, http.StatusBadRequest, messagesBody(badRequestMessage("body could not be read")))
+			return
+		}
+		id, ip, err := decode(body)
+		if err != nil {
+			log.WarnContext(r.Context(), "hook body refused", "error", err)
+			write(w, http.StatusBadRequest, messagesBody(badRequestMessage(err.Error())))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+		defer cancel()
+		status, out, err := h.svc.Once(ctx, r.Header.Get("Ory-Webhook-Trigger-Id"), name, func() (int, []byte, bool, error) {
+			a, err := fn(ctx, id, ip)
+			return a.status, a.body, err == nil, err
+		})
+		if err != nil {
+			log.ErrorContext(r.Context(), "hook failed", "identity_id", id.ID, "error", err)
+			if name == "login" {
+				// A decision must never be a 5xx: Kratos would retry and
+				// then show nothing. Fail closed with a message instead.
+				write(w, http.StatusForbidden, messagesBody(unavailableMessage()))
+				return
+			}
+			// The other hooks cannot interrupt anything; a 500 makes
+			// Kratos retry, and the trigger id keeps retries harmless.
+			write(w, http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"Internal error."}}`))
+			return
+		}
+		write(w, status, out)
+	}
+}
+
+func write(w http.ResponseWriter, status int, body []byte) {
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// authenticated compares the presented secret in constant time.
+func (h *Handler) authenticated(r *http.Request) bool {
+	if h.cfg.APIKey == "" {
+		return false
+	}
+	candidates := []string{r.Header.Get(KeyHeader)}
+	if u, p, ok := r.BasicAuth(); ok {
+		_ = u // Kratos' basic_auth sends a user too; the password is the secret
+		candidates = append(candidates, p)
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		candidates = append(candidates, a[7:])
+	}
+	ok := 0
+	for _, c := range candidates {
+		if c != "" {
+			ok |= subtle.ConstantTimeCompare([]byte(c), []byte(h.cfg.APIKey))
+		}
+	}
+	return ok == 1
+}
+
+var allow = answer{status: http.StatusNoContent}
+
+func (h *Handler) login(ctx context.Context, id vigil.Identity, ip string) (answer, error) {
+	d, err := h.svc.Gate(ctx, flows.LoginRequest{Identity: id, ClientIP: ip})
+	if err != nil {
+		return answer{}, err
+	}
+	if d.Allow {
+		return allow, nil
+	}
+	return answer{status: http.StatusForbidden, body: messagesBody(blockMessage(d))}, nil
+}
+
+func (h *Handler) registration(ctx context.Context, id vigil.Identity, ip string) (answer, error) {
+	return allow, h.svc.Registered(ctx, id, ip)
+}
+
+func (h *Handler) settings(ctx context.Context, id vigil.Identity, ip string) (answer, error) {
+	return allow, h.svc.SettingsChanged(ctx, id, ip)
+}
+
+func (h *Handler) verification(ctx context.Context, id vigil.Identity, _ string) (answer, error) {
+	return allow, h.svc.KratosVerified(ctx, id)
+}
