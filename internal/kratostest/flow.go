@@ -170,3 +170,15 @@ func decodeObject(tb testing.TB, body []byte) map[string]any {
 	}
 	return m
 }
+
+// SessionTokenOrEmpty returns the session_token of an answer, or "" when
+// there is none (a refused login, an error page).
+func SessionTokenOrEmpty(body []byte) string {
+	var m struct {
+		Token string `json:"session_token"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	return m.Token
+}

@@ -1,0 +1,34 @@
+// Body of Vigil's registration hook
+// (selfservice.flows.registration.after.<method>.hooks,
+// POST /hooks/kratos/registration, without response.parse).
+//
+// Without parse the hook runs after Kratos stored the identity, so the id is
+// real. Vigil starts verification of the new addresses; it cannot veto the
+// registration here, and it does not need to: no session is issued at
+// registration, and the login hook is the gate.
+//
+// Sends only the identity's id, state, verifiable addresses and locale and
+// the flow's id, type and transient payload. Kratos evaluates hook bodies
+// with imports disabled, so each file carries its own helpers.
+
+// has: o is an object with a non-null field k.
+local has(o, k) = std.isObject(o) && std.objectHas(o, k) && o[k] != null;
+
+function(ctx)
+  if !has(ctx, 'identity') then error 'vigil: the hook context has no identity'
+  else {
+    identity: {
+      id: ctx.identity.id,
+      state: ctx.identity.state,
+      traits: if has(ctx.identity, 'traits') && has(ctx.identity.traits, 'locale')
+      then { locale: ctx.identity.traits.locale }
+      else {},
+      verifiable_addresses: [
+        { value: a.value, via: a.via, verified: a.verified }
+        for a in (if has(ctx.identity, 'verifiable_addresses') then ctx.identity.verifiable_addresses else [])
+      ],
+    },
+    flow: { id: ctx.flow.id, type: ctx.flow.type }
+          + (if has(ctx.flow, 'active') then { active: ctx.flow.active } else {})
+          + (if has(ctx.flow, 'transient_payload') then { transient_payload: ctx.flow.transient_payload } else {}),
+  }
