@@ -27,6 +27,7 @@ type testBundle struct {
 	sms   *vigiltest.Sender
 	logs  *syncBuffer
 	cfg   flows.Config
+	ids   *identities
 }
 
 type syncBuffer struct {
@@ -63,13 +64,15 @@ func setup(t *testing.T, open vigiltest.Opener, mod func(*flows.Config)) *testBu
 		sms:   &vigiltest.Sender{},
 		logs:  &syncBuffer{},
 		cfg:   cfg,
+		ids:   newIdentities(),
 	}
 	b.svc, err = flows.New(cfg, flows.Deps{
-		Store:   b.db.Store,
-		Keys:    keys,
-		Senders: map[vigil.Channel]vigil.Sender{vigil.ChannelEmail: b.email, vigil.ChannelSMS: b.sms},
-		Clock:   b.clock,
-		Logger:  slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Store:      b.db.Store,
+		Keys:       keys,
+		Senders:    map[vigil.Channel]vigil.Sender{vigil.ChannelEmail: b.email, vigil.ChannelSMS: b.sms},
+		Clock:      b.clock,
+		Logger:     slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Identities: b.ids,
 	})
 	require.NoError(t, err)
 	return b
