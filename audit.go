@@ -13,6 +13,8 @@ const (
 	EventAddressForceVerified    = "AddressForceVerified"
 	EventAddressVerifiedByKratos = "AddressVerifiedByKratos"
 	EventIdentitySynced          = "IdentitySynced"
+	EventAddressRemoved          = "AddressRemoved"
+	EventNoticeSent              = "AddressChangeNoticeSent"
 	EventIdentityLocked          = "IdentityLocked"
 	EventIdentityHardLocked      = "IdentityHardLocked"
 	EventIdentityUnlocked        = "IdentityUnlocked"

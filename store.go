@@ -38,6 +38,9 @@ type Tx interface {
 	FindAddressesByIndex(ctx context.Context, ch Channel, indexes [][]byte) ([]*Address, error)
 	ListAddresses(ctx context.Context, identityID string) ([]*Address, error)
 	SetAddressVerified(ctx context.Context, id string, at time.Time) error
+	// DeleteAddress removes an address the identity no longer has, with
+	// its verifications and messages (the audit trail keeps their story).
+	DeleteAddress(ctx context.Context, id string) error
 
 	InsertVerification(ctx context.Context, v *Verification) error
 	GetVerification(ctx context.Context, id string) (*Verification, error)

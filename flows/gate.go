@@ -259,6 +259,9 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 	if err != nil {
 		return fmt.Errorf("list addresses: %w", err)
 	}
+	if err := s.dropRemoved(ctx, id.ID, addrs, known); err != nil {
+		return err
+	}
 	for _, a := range addrs {
 		if a.Verified || s.knows(known, a) {
 			continue
@@ -272,6 +275,42 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 		}
 		if err != nil {
 			s.log.InfoContext(ctx, "verification not started", "identity_id", id.ID, "channel", a.Channel, "reason", vigil.ErrorCode(err))
+		}
+	}
+	return nil
+}
+
+// dropRemoved forgets the addresses the identity no longer has at Kratos.
+// One that was verified is told of the change on its own channel, so the
+// owner learns if someone else changed it.
+func (s *Service) dropRemoved(ctx context.Context, identityID string, current []*weighed, known []*vigil.Address) error {
+	for _, k := range known {
+		still := false
+		for _, a := range current {
+			if a.Channel == k.Channel && containsIndex(a.index, k.Index) {
+				still = true
+			}
+		}
+		if still {
+			continue
+		}
+		err := s.store.InTx(ctx, func(tx vigil.Tx) error {
+			now := s.now()
+			notify := k.VerifiedAt != nil
+			if notify {
+				if err := s.queueNotice(ctx, tx, k, now); err != nil {
+					return err
+				}
+			}
+			if err := tx.DeleteAddress(ctx, k.ID); err != nil {
+				return fmt.Errorf("delete address: %w", err)
+			}
+			return s.audit(ctx, tx, vigil.EventAddressRemoved, identityID, "", "kratos", map[string]string{
+				"channel": string(k.Channel), "destination": k.Masked, "notified": fmt.Sprint(notify),
+			})
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

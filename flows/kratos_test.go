@@ -191,3 +191,64 @@ func mustKeys(t *testing.T) *vigil.Keyring {
 	require.NoError(t, err)
 	return k
 }
+
+func TestSettingsChangeNotifiesTheReplacedAddress(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
+		b := setup(t, open, nil)
+		ctx := context.Background()
+		st := b.start(t, "+4915123456789", vigil.ChannelSMS, vigil.MethodCode)
+		b.start(t, "old@example.com", vigil.ChannelEmail, vigil.MethodCode)
+		b.deliver(t)
+		_, err := b.svc.CheckCode(ctx, st.ID, codeOf(t, b.sms.Last(t)), "")
+		require.NoError(t, err)
+
+		// Kratos now has a new number and a new email; the old number was
+		// verified, the old email was not.
+		b.clock.Advance(time.Minute)
+		require.NoError(t, b.svc.SettingsChanged(ctx, vigil.Identity{ID: identity, Active: true, Addresses: []vigil.IdentityAddress{
+			{Channel: vigil.ChannelSMS, Value: "+49 151 23456780"},
+			{Channel: vigil.ChannelEmail, Value: "new@example.com"},
+		}}, ""))
+		b.deliver(t)
+		b.runQueue(t)
+
+		require.Eventually(t, func() bool { return len(b.sms.Sent()) == 3 }, 20*time.Second, 20*time.Millisecond)
+		var notice, code vigil.Outbound
+		for _, m := range b.sms.Sent()[1:] {
+			if m.To == "+4915123456789" {
+				notice = m
+			} else {
+				code = m
+			}
+		}
+		require.Contains(t, notice.Text, "phone number on your account was changed")
+		require.NotRegexp(t, `\d{6}`, notice.Text)
+		require.Equal(t, "+4915123456780", code.To)
+		require.Equal(t, "new@example.com", b.email.Last(t).To)
+		for _, m := range b.email.Sent() {
+			require.NotContains(t, m.Text, "was changed", "an unverified address is dropped without a notice")
+		}
+
+		status, err := b.svc.IdentityStatus(ctx, identity)
+		require.NoError(t, err)
+		dests := make([]string, 0, len(status.Addresses))
+		for _, a := range status.Addresses {
+			dests = append(dests, a.Destination)
+		}
+		require.ElementsMatch(t, []string{"+49 151 ****780", "n***@example.com"}, dests)
+		require.Eventually(t, func() bool {
+			events, err := b.svc.Audit(ctx, vigil.AuditFilter{IdentityID: identity})
+			require.NoError(t, err)
+			for _, e := range events {
+				if e.Type == vigil.EventNoticeSent {
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 20*time.Millisecond)
+		rep, err := b.svc.VerifyAudit(ctx)
+		require.NoError(t, err)
+		require.True(t, rep.OK, rep.Reason)
+	})
+}

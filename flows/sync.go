@@ -43,6 +43,8 @@ func (s *Service) RunJob(ctx context.Context, job *vigil.Job) (time.Time, error)
 	switch job.Kind {
 	case JobKratosSync:
 		return time.Time{}, s.sync(ctx, job)
+	case JobAddressNotice:
+		return time.Time{}, s.notice(ctx, job)
 	}
 	s.log.ErrorContext(ctx, "unknown job kind; dropped", "job_id", job.ID, "kind", job.Kind)
 	return time.Time{}, nil

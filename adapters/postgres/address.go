@@ -99,6 +99,17 @@ func (c *conn) ListAddresses(ctx context.Context, identityID string) ([]*vigil.A
 	return out, nil
 }
 
+func (c *conn) DeleteAddress(ctx context.Context, id string) error {
+	tag, err := c.db.Exec(ctx, `DELETE FROM addresses WHERE id = $1`, id)
+	if err != nil {
+		return dbErr(err, "delete address %s", id)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete address %s: %w", id, vigil.ErrNotFound)
+	}
+	return nil
+}
+
 func (c *conn) SetAddressVerified(ctx context.Context, id string, at time.Time) error {
 	tag, err := c.db.Exec(ctx, `UPDATE addresses SET verified_at = $2, updated_at = $2 WHERE id = $1`, id, at)
 	if err != nil {

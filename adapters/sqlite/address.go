@@ -122,6 +122,11 @@ func (t *tx) SetAddressVerified(ctx context.Context, id string, at time.Time) er
 	return oneRow(res, err, "set address %s verified", id)
 }
 
+func (t *tx) DeleteAddress(ctx context.Context, id string) error {
+	res, err := t.q.ExecContext(ctx, `DELETE FROM addresses WHERE id = ?`, id)
+	return oneRow(res, err, "delete address %s", id)
+}
+
 // oneRow turns an UPDATE that matched no row into ErrNotFound.
 func oneRow(res sql.Result, err error, format string, args ...any) error {
 	if err != nil {

@@ -32,6 +32,10 @@ func (s *Store) ListAddresses(ctx context.Context, identityID string) ([]*vigil.
 	return s.read().ListAddresses(ctx, identityID)
 }
 
+func (s *Store) DeleteAddress(ctx context.Context, id string) error {
+	return s.write(ctx, func(t *tx) error { return t.DeleteAddress(ctx, id) })
+}
+
 func (s *Store) SetAddressVerified(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(t *tx) error { return t.SetAddressVerified(ctx, id, at) })
 }

@@ -139,6 +139,25 @@ func testAddress(t *testing.T, open Open) {
 		require.Empty(t, got)
 	})
 
+	both(t, "DeleteAddress", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		a := newAddress(newID(), vigil.ChannelEmail)
+		require.NoError(t, tx.InsertAddress(ctx, a))
+		v := newVerification(a)
+		require.NoError(t, tx.InsertVerification(ctx, v))
+		m := newMessage(v)
+		require.NoError(t, tx.InsertMessage(ctx, m))
+
+		require.NoError(t, tx.DeleteAddress(ctx, a.ID))
+		_, err := tx.GetAddress(ctx, a.ID)
+		require.ErrorIs(t, err, vigil.ErrNotFound)
+		_, err = tx.GetVerification(ctx, v.ID)
+		require.ErrorIs(t, err, vigil.ErrNotFound, "its verifications go with it")
+		_, err = tx.GetMessage(ctx, m.ID)
+		require.ErrorIs(t, err, vigil.ErrNotFound, "and their messages")
+		require.ErrorIs(t, tx.DeleteAddress(ctx, a.ID), vigil.ErrNotFound)
+	})
+
 	both(t, "SetAddressVerified", open, func(t *testing.T, tx vigil.Tx) {
 		ctx := t.Context()
 		a := newAddress(newID(), vigil.ChannelEmail)
