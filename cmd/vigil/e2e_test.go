@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-auth/vigil/internal/pgtest"
+	"github.com/vigil-auth/vigil/internal/smtptest"
 )
 
 // The tests in this file build the real binary and run it as a person
@@ -505,4 +506,79 @@ func TestE2EAdminCommands(t *testing.T) {
 	out, _, code = runVigil(t, bin, dir, nil, "version")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "vigil e2e (commit test")
+}
+
+// A process killed after it committed a verification but before the code
+// reached anyone: the restarted process delivers it, with the same code.
+func TestE2EKilledBeforeDeliveryDeliversAfterRestart(t *testing.T) {
+	t.Parallel()
+	bin := buildVigil(t)
+	dir := t.TempDir()
+	// While the first process runs, the mail server refuses connections:
+	// its first attempt fails and a retry is scheduled.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refusing := "smtp://" + closed.Addr().String() + "/?tls=none"
+	require.NoError(t, closed.Close())
+
+	for _, store := range []struct{ name, dsn string }{
+		{"sqlite", "sqlite://" + filepath.Join(dir, "vigil.db")},
+		{"postgres", pgtest.DSN(t)},
+	} {
+		t.Run(store.name, func(t *testing.T) {
+			mail := smtptest.Start(t)
+			env := func(smtpURL string) (map[string]string, string, string) {
+				pub, adm := freePort(t), freePort(t)
+				return map[string]string{
+					"VIGIL_DSN":                      store.dsn,
+					"VIGIL_SECRETS_SYSTEM":           testSecret,
+					"VIGIL_ADMIN_API_KEY":            testKey,
+					"VIGIL_HOOKS_API_KEY":            testHookKey,
+					"VIGIL_SERVE_PUBLIC_PORT":        strconv.Itoa(pub),
+					"VIGIL_SERVE_ADMIN_PORT":         strconv.Itoa(adm),
+					"VIGIL_DELIVERY_EMAIL_PROVIDER":  "smtp",
+					"VIGIL_DELIVERY_EMAIL_SMTP_URL":  smtpURL,
+					"VIGIL_DELIVERY_EMAIL_SMTP_FROM": "Vigil <no-reply@example.com>",
+				}, fmt.Sprintf("http://127.0.0.1:%d", pub), fmt.Sprintf("http://127.0.0.1:%d", adm)
+			}
+			e, _, admin := env(refusing)
+			first := startVigil(t, bin, dir, baseEnv(e), "serve", "--migrate")
+			waitReady(t, first, admin)
+
+			var started struct{ ID string }
+			require.Equal(t, http.StatusCreated, call(t, http.MethodPost, admin+"/admin/verifications", testKey, map[string]string{
+				"identity_id": "5d0c7c1e-2b7a-4f7e-9a51-6e1d2c3b4a59", "address": "kim@example.com", "channel": "email",
+			}, &started))
+			var msgs struct {
+				Messages []struct {
+					Status   string `json:"status"`
+					Attempts int    `json:"attempts"`
+				} `json:"messages"`
+			}
+			require.Eventually(t, func() bool {
+				call(t, http.MethodGet, admin+"/admin/messages?recipient=kim@example.com", testKey, nil, &msgs)
+				return len(msgs.Messages) == 1 && msgs.Messages[0].Attempts == 1
+			}, 20*time.Second, 20*time.Millisecond, "the first attempt never happened")
+			require.Equal(t, "retrying", msgs.Messages[0].Status)
+			// Let the queue record the retry it was asked for. Killed
+			// before that, the job counts as stuck in flight and is rescued
+			// after a minute instead: the same outcome, later.
+			time.Sleep(500 * time.Millisecond)
+			require.NoError(t, first.cmd.Process.Kill()) // SIGKILL: no shutdown, nothing flushed
+			<-first.exited
+
+			e, public, admin := env(mail.URL())
+			second := startVigil(t, bin, dir, baseEnv(e), "serve")
+			waitReady(t, second, admin)
+			got, err := mail.WaitFor(t.Context(), 1)
+			require.NoError(t, err)
+			code := regexp.MustCompile(`\b\d{6}\b`).FindString(got[0].MustParse(t).Text())
+			require.NotEmpty(t, code)
+			var view map[string]any
+			require.Equal(t, http.StatusOK, call(t, http.MethodPost, public+"/self-service/verifications/"+started.ID+"/code", "", map[string]string{"code": code}, &view))
+			require.Equal(t, "verified", view["state"])
+			code2, _ := second.stop(t, 15*time.Second)
+			require.Equal(t, 0, code2)
+		})
+	}
 }
