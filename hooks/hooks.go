@@ -81,8 +81,7 @@ func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
+			if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 				write(w, http.StatusRequestEntityTooLarge, messagesBody(badRequestMessage("body too large")))
 				return
 			}
@@ -124,8 +123,9 @@ func write(w http.ResponseWriter, status int, body []byte) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) //nolint:gosec // JSON built by this package, served as application/json with nosniff
 }
 
 // authenticated compares the presented secret in constant time.

@@ -215,7 +215,11 @@ func noAddresses(s string) string {
 	if err := json.Unmarshal([]byte(s), &m); err != nil {
 		panic(err)
 	}
-	m["identity"].(map[string]any)["verifiable_addresses"] = []any{}
+	id, ok := m["identity"].(map[string]any)
+	if !ok {
+		panic("golden login has no identity object")
+	}
+	id["verifiable_addresses"] = []any{}
 	out, err := json.Marshal(m)
 	if err != nil {
 		panic(err)
@@ -227,7 +231,8 @@ func TestLoginLockedAndRateLimited(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	_, body := b.call(t, "login", golden(t, "login"), nil)
-	challenge := parseMessages(t, body).Messages[0].Messages[0].Context["challenge_id"].(string)
+	challenge, ok := parseMessages(t, body).Messages[0].Messages[0].Context["challenge_id"].(string)
+	require.True(t, ok)
 	for range 3 {
 		_, err := b.svc.CheckCode(context.Background(), challenge, "000000", "")
 		require.Error(t, err)

@@ -45,7 +45,7 @@ func (c *Client) Whoami(ctx context.Context, creds vigil.SessionCredentials) (*v
 	if s.Active != nil && !*s.Active {
 		return nil, errNoSession()
 	}
-	id := &vigil.Identity{ID: s.Identity.Id, Active: s.Identity.State == nil || string(*s.Identity.State) != "inactive"}
+	id := &vigil.Identity{ID: s.Identity.Id, Active: s.Identity.State == nil || *s.Identity.State != "inactive"}
 	for _, a := range s.Identity.VerifiableAddresses {
 		ch := vigil.Channel(a.Via)
 		if !ch.Valid() || a.Value == "" {

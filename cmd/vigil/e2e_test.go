@@ -526,6 +526,7 @@ func TestE2EKilledBeforeDeliveryDeliversAfterRestart(t *testing.T) {
 		{"postgres", pgtest.DSN(t)},
 	} {
 		t.Run(store.name, func(t *testing.T) {
+			t.Parallel()
 			mail := smtptest.Start(t)
 			env := func(smtpURL string) (map[string]string, string, string) {
 				pub, adm := freePort(t), freePort(t)

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,13 +43,16 @@ func newSMSSink(t *testing.T) *smsSink {
 	t.Helper()
 	s := &smsSink{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m struct{ To, Body string }
+		var m struct {
+			To   string `json:"to"`
+			Body string `json:"body"`
+		}
 		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		s.mu.Lock()
-		s.sent = append(s.sent, m)
+		s.sent = append(s.sent, struct{ To, Body string }{m.To, m.Body})
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	}))
@@ -130,12 +133,10 @@ func startWithKratos(t *testing.T, o kratosOptions) *kratosEnv {
 		"http://127.0.0.1:4481":   hookBase,
 		"change-me-hooks-api-key": cfg.Hooks.APIKey,
 	}
-	for k, v := range o.replace {
-		replace[k] = v
-	}
-	_, file, _, _ := runtime.Caller(0)
+	maps.Copy(replace, o.replace)
 	e.kratos = kratostest.Start(t, kratostest.Options{
-		ConfigDir: filepath.Join(filepath.Dir(file), "..", "..", "examples", "kratos"),
+		// Tests run in their package's directory.
+		ConfigDir: filepath.Join("..", "..", "examples", "kratos"),
 		Replace:   replace,
 	})
 	e.adminLink = newSwitchProxy(t, e.kratos.AdminURL)
@@ -294,7 +295,8 @@ func TestKratosRequirePhone(t *testing.T) {
 	require.Equal(t, "sms", ctx["channel"])
 	require.Equal(t, "+49 151 ****780", ctx["destination"])
 
-	e.submitCode(t, ctx["challenge_id"].(string), code)
+	challenge, _ := ctx["challenge_id"].(string)
+	e.submitCode(t, challenge, code)
 	e.waitVerifiedAtKratos(t, id, "sms", 20*time.Second)
 	status, body = e.kratos.SubmitLogin(t, flow, "bob@example.com", kratosPassword, nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
@@ -347,9 +349,7 @@ func TestKratosRetryOfOneTriggerSendsOneMessage(t *testing.T) {
 			http.Error(w, "lost answer", http.StatusInternalServerError)
 			return
 		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
+		maps.Copy(w.Header(), rec.Header())
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
 	}))
@@ -389,7 +389,8 @@ func TestKratosAdminOutageQueuesSync(t *testing.T) {
 	_, ctx := uiMessage(t, body)
 
 	e.adminLink.down.Store(true)
-	e.submitCode(t, ctx["challenge_id"].(string), code)
+	challenge, _ := ctx["challenge_id"].(string)
+	e.submitCode(t, challenge, code)
 	// Kratos' admin API is down: the gate still decides from Vigil's own
 	// record, and the sync waits in the queue.
 	status, body = e.kratos.SubmitLogin(t, flow, "eve@example.com", kratosPassword, nil)
