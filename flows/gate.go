@@ -233,12 +233,8 @@ func (s *Service) Registered(ctx context.Context, id vigil.Identity, clientIP st
 		if a == nil {
 			return nil
 		}
-		_, err := s.Start(ctx, StartRequest{IdentityID: id.ID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode, ClientIP: clientIP, Actor: "kratos"})
-		if vigil.ErrorCode(err) == vigil.EINTERNAL {
+		if err := s.startFromKratos(ctx, id.ID, a, clientIP); err != nil {
 			return err
-		}
-		if err != nil {
-			s.log.InfoContext(ctx, "verification not started", "identity_id", id.ID, "channel", a.Channel, "reason", vigil.ErrorCode(err))
 		}
 		if s.cfg.Require != RequireAll {
 			return nil
@@ -269,12 +265,8 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 		if (a.Channel == vigil.ChannelEmail && !s.cfg.EnableEmail) || (a.Channel == vigil.ChannelSMS && !s.cfg.EnableSMS) {
 			continue
 		}
-		_, err := s.Start(ctx, StartRequest{IdentityID: id.ID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode, ClientIP: clientIP, Actor: "kratos"})
-		if vigil.ErrorCode(err) == vigil.EINTERNAL {
+		if err := s.startFromKratos(ctx, id.ID, a, clientIP); err != nil {
 			return err
-		}
-		if err != nil {
-			s.log.InfoContext(ctx, "verification not started", "identity_id", id.ID, "channel", a.Channel, "reason", vigil.ErrorCode(err))
 		}
 	}
 	return nil
@@ -312,6 +304,20 @@ func (s *Service) dropRemoved(ctx context.Context, identityID string, current []
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// startFromKratos starts verification of an address Kratos told of. Only an
+// internal failure is an error: a refusal (cooldown, caps, lock) is logged,
+// since the hook that asked cannot do anything about it.
+func (s *Service) startFromKratos(ctx context.Context, identityID string, a *weighed, clientIP string) error {
+	_, err := s.Start(ctx, StartRequest{IdentityID: identityID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode, ClientIP: clientIP, Actor: "kratos"})
+	if vigil.ErrorCode(err) == vigil.EINTERNAL {
+		return err
+	}
+	if err != nil {
+		s.log.InfoContext(ctx, "verification not started", "identity_id", identityID, "channel", a.Channel, "reason", vigil.ErrorCode(err))
 	}
 	return nil
 }
