@@ -66,7 +66,7 @@ type answer struct {
 	body   []byte
 }
 
-type hookFunc func(ctx context.Context, id vigil.Identity, clientIP string) (answer, error)
+type hookFunc func(ctx context.Context, id vigil.Identity, clientIP, trigger string) (answer, error)
 
 // serve wraps a hook: authenticate, cap and decode the body, run the hook
 // once per trigger id under a deadline, write the answer.
@@ -96,10 +96,7 @@ func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 		defer cancel()
-		status, out, err := h.svc.Once(ctx, r.Header.Get("Ory-Webhook-Trigger-Id"), name, func() (int, []byte, bool, error) {
-			a, err := fn(ctx, id, ip)
-			return a.status, a.body, err == nil, err
-		})
+		a, err := fn(ctx, id, ip, r.Header.Get("Ory-Webhook-Trigger-Id"))
 		if err != nil {
 			log.ErrorContext(r.Context(), "hook failed", "identity_id", id.ID, "error", err)
 			if name == "login" {
@@ -113,8 +110,18 @@ func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 			write(w, http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"Internal error."}}`))
 			return
 		}
-		write(w, status, out)
+		write(w, a.status, a.body)
 	}
+}
+
+// once runs a hook's work at most once per trigger id (Kratos' retries of
+// one execution share it) and answers a retry as the first call was.
+func (h *Handler) once(ctx context.Context, trigger, name string, work func() (answer, error)) (answer, error) {
+	status, body, err := h.svc.Once(ctx, trigger, name, func() (int, []byte, bool, error) {
+		a, err := work()
+		return a.status, a.body, err == nil, err
+	})
+	return answer{status: status, body: body}, err
 }
 
 func write(w http.ResponseWriter, status int, body []byte) {
@@ -152,7 +159,11 @@ func (h *Handler) authenticated(r *http.Request) bool {
 
 var allow = answer{status: http.StatusNoContent}
 
-func (h *Handler) login(ctx context.Context, id vigil.Identity, ip string) (answer, error) {
+// login is the gate. Its allow path writes nothing and keeps no record of
+// the trigger: answering a retry again costs nothing and changes nothing.
+// A block is kept per trigger, so a retry gets the very same message; the
+// gate would reuse the challenge anyway while it is valid.
+func (h *Handler) login(ctx context.Context, id vigil.Identity, ip, trigger string) (answer, error) {
 	d, err := h.svc.Gate(ctx, flows.LoginRequest{Identity: id, ClientIP: ip})
 	if err != nil {
 		return answer{}, err
@@ -160,17 +171,19 @@ func (h *Handler) login(ctx context.Context, id vigil.Identity, ip string) (answ
 	if d.Allow {
 		return allow, nil
 	}
-	return answer{status: http.StatusForbidden, body: messagesBody(blockMessage(d))}, nil
+	return h.once(ctx, trigger, "login", func() (answer, error) {
+		return answer{status: http.StatusForbidden, body: messagesBody(blockMessage(d))}, nil
+	})
 }
 
-func (h *Handler) registration(ctx context.Context, id vigil.Identity, ip string) (answer, error) {
-	return allow, h.svc.Registered(ctx, id, ip)
+func (h *Handler) registration(ctx context.Context, id vigil.Identity, ip, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "registration", func() (answer, error) { return allow, h.svc.Registered(ctx, id, ip) })
 }
 
-func (h *Handler) settings(ctx context.Context, id vigil.Identity, ip string) (answer, error) {
-	return allow, h.svc.SettingsChanged(ctx, id, ip)
+func (h *Handler) settings(ctx context.Context, id vigil.Identity, ip, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "settings", func() (answer, error) { return allow, h.svc.SettingsChanged(ctx, id, ip) })
 }
 
-func (h *Handler) verification(ctx context.Context, id vigil.Identity, _ string) (answer, error) {
-	return allow, h.svc.KratosVerified(ctx, id)
+func (h *Handler) verification(ctx context.Context, id vigil.Identity, _, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "verification", func() (answer, error) { return allow, h.svc.KratosVerified(ctx, id) })
 }

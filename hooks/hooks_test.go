@@ -156,6 +156,13 @@ func TestGoldenLoginBlocksThenAllows(t *testing.T) {
 	status, body = b.call(t, "login", golden(t, "login"), map[string]string{"Ory-Webhook-Trigger-Id": "t-3"})
 	require.Equal(t, http.StatusNoContent, status, "%s", body)
 	require.Empty(t, body)
+
+	// A block is kept for Kratos' retries; an allow is not even recorded:
+	// the allow path writes nothing.
+	_, err = b.db.Store.GetHookResult(context.Background(), "t-1")
+	require.NoError(t, err)
+	_, err = b.db.Store.GetHookResult(context.Background(), "t-3")
+	require.ErrorIs(t, err, vigil.ErrNotFound)
 }
 
 func TestLoginAllowsWhatKratosVerified(t *testing.T) {
