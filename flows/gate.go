@@ -228,6 +228,13 @@ func (s *Service) Registered(ctx context.Context, id vigil.Identity, clientIP st
 	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
 		return nil
 	}
+	if s.cfg.Soft {
+		// Soft mode lets the unverified in; apps tell them apart by
+		// metadata_public.vigil.verified, so record it from the start.
+		if err := s.queueSummary(ctx, id.ID); err != nil {
+			return err
+		}
+	}
 	for {
 		a := s.target(addrs)
 		if a == nil {

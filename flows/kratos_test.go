@@ -18,10 +18,11 @@ import (
 // adapter that implements it for real is tested against Kratos' wire format
 // and against a real Kratos; here the core's use of it is under test.
 type identities struct {
-	mu       sync.Mutex
-	marked   []marked
-	fail     []error // returned, in order, before calls succeed
-	sessions map[string]*vigil.Session
+	mu        sync.Mutex
+	marked    []marked
+	summaries []marked
+	fail      []error // returned, in order, before calls succeed
+	sessions  map[string]*vigil.Session
 }
 
 type marked struct {
@@ -45,7 +46,12 @@ func (f *identities) MarkVerified(_ context.Context, identityID string, ch vigil
 	return nil
 }
 
-func (f *identities) SetSummary(context.Context, string, vigil.VerificationSummary) error { return nil }
+func (f *identities) SetSummary(_ context.Context, identityID string, s vigil.VerificationSummary) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.summaries = append(f.summaries, marked{identityID: identityID, summary: s})
+	return nil
+}
 
 func (f *identities) Whoami(_ context.Context, c vigil.SessionCredentials) (*vigil.Session, error) {
 	f.mu.Lock()
@@ -250,5 +256,30 @@ func TestSettingsChangeNotifiesTheReplacedAddress(t *testing.T) {
 		rep, err := b.svc.VerifyAudit(ctx)
 		require.NoError(t, err)
 		require.True(t, rep.OK, rep.Reason)
+	})
+}
+
+func TestSoftModeRecordsUnverifiedAtRegistration(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, open vigiltest.Opener) {
+		b := setup(t, open, func(c *flows.Config) { c.Soft = true })
+		ctx := context.Background()
+		id := vigil.Identity{ID: identity, Active: true, Addresses: []vigil.IdentityAddress{{Channel: vigil.ChannelEmail, Value: "ivy@example.com"}}}
+		require.NoError(t, b.svc.Registered(ctx, id, ""))
+		d, err := b.svc.Gate(ctx, flows.LoginRequest{Identity: id})
+		require.NoError(t, err)
+		require.True(t, d.Allow)
+		require.True(t, d.Soft, "let through, though unverified")
+		b.runQueue(t)
+		require.Eventually(t, func() bool {
+			b.ids.mu.Lock()
+			defer b.ids.mu.Unlock()
+			return len(b.ids.summaries) == 1
+		}, 20*time.Second, 20*time.Millisecond)
+		b.ids.mu.Lock()
+		defer b.ids.mu.Unlock()
+		require.Equal(t, identity, b.ids.summaries[0].identityID)
+		require.False(t, b.ids.summaries[0].summary.Verified)
+		require.Empty(t, b.ids.summaries[0].summary.Channels)
 	})
 }

@@ -10,6 +10,10 @@ import (
 	"github.com/vigil-auth/vigil"
 )
 
+// JobKratosSummary records the identity's summary alone at Kratos (soft
+// mode: metadata_public.vigil.verified=false right after registration).
+const JobKratosSummary = "kratos_summary"
+
 // JobKratosSync marks a verified address verified at Kratos and records
 // the identity's summary in metadata_public.vigil.
 const JobKratosSync = "kratos_sync"
@@ -43,6 +47,8 @@ func (s *Service) RunJob(ctx context.Context, job *vigil.Job) (time.Time, error)
 	switch job.Kind {
 	case JobKratosSync:
 		return time.Time{}, s.sync(ctx, job)
+	case JobKratosSummary:
+		return time.Time{}, s.syncSummary(ctx, job)
 	case JobAddressNotice:
 		return time.Time{}, s.notice(ctx, job)
 	}
@@ -93,6 +99,49 @@ func (s *Service) sync(ctx context.Context, job *vigil.Job) error {
 	return s.store.InTx(ctx, func(tx vigil.Tx) error {
 		return s.audit(ctx, tx, vigil.EventIdentitySynced, p.IdentityID, "", "system", map[string]string{"channel": string(addr.Channel)})
 	})
+}
+
+// queueSummary queues the recording of the identity's summary at Kratos.
+func (s *Service) queueSummary(ctx context.Context, identityID string) error {
+	if s.ids == nil {
+		return nil
+	}
+	payload, err := json.Marshal(syncPayload{IdentityID: identityID})
+	if err != nil {
+		return fmt.Errorf("encode summary job: %w", err)
+	}
+	return s.store.InTx(ctx, func(tx vigil.Tx) error {
+		if err := tx.InsertJob(ctx, &vigil.Job{ID: newID(), Kind: JobKratosSummary, Payload: payload, RunAt: s.now()}); err != nil {
+			return fmt.Errorf("queue summary job: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Service) syncSummary(ctx context.Context, job *vigil.Job) error {
+	var p syncPayload
+	if err := json.Unmarshal(job.Payload, &p); err != nil {
+		s.log.ErrorContext(ctx, "malformed summary job; dropped", "job_id", job.ID, "error", err)
+		return nil
+	}
+	if s.ids == nil {
+		return errors.New("summary job: no identity provider configured")
+	}
+	summary, err := s.summary(ctx, p.IdentityID)
+	if err != nil {
+		return err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	err = s.ids.SetSummary(callCtx, p.IdentityID, summary)
+	switch {
+	case errors.Is(err, vigil.ErrNotFound), vigil.IsPermanent(err):
+		s.log.InfoContext(ctx, "summary not recorded at Kratos; dropped", "identity_id", p.IdentityID, "error", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("record summary of %s: %w", p.IdentityID, err)
+	}
+	return nil
 }
 
 // summary is what Kratos records of an identity's verification.
