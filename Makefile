@@ -17,13 +17,21 @@ export VIGIL_TEST_DATABASE_URL
 .PHONY: help test bench lint build fuzz clean
 
 help: ## list targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 ./...
 
 bench: ## run the benchmarks (no tests); BENCHTIME=10000x for steadier numbers
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# A Kratos API login gated by Vigil against the same login with a no-op
+# hook, beside a real Kratos (KRATOS_BIN, or kratos on PATH) and
+# PostgreSQL. About ten minutes; KRATOS_LOGINS rounds after a warm-up.
+KRATOS_LOGINS ?= 300
+.PHONY: bench-kratos
+bench-kratos: ## Kratos login p50 with the gate vs a no-op hook (minutes; needs KRATOS_BIN)
+	VIGIL_BENCH_KRATOS=1 VIGIL_BENCH_KRATOS_LOGINS=$(KRATOS_LOGINS) $(GO) test -run '^TestKratosLoginBench$$' -count 1 -v -timeout 45m ./cmd/vigil/
 
 lint: ## golangci-lint (v2) with .golangci.yml
 	@command -v $(GOLANGCI_LINT) >/dev/null 2>&1 || { \
