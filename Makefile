@@ -25,6 +25,13 @@ test: ## run every test with the race detector
 bench: ## run the benchmarks (no tests); BENCHTIME=10000x for steadier numbers
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
+# The login gate under fixed-rate HTTP load on loopback, against its floor,
+# on 1,000,000 identities in a pgtest schema dropped at the end. A few
+# minutes; one run of BenchmarkGate (it paces itself, so 1x).
+.PHONY: bench-gate
+bench-gate: ## load-test the login hook against its floor (minutes; docs/benchmarks.md)
+	VIGIL_BENCH_GATE=1 $(GO) test -run '^$$' -bench '^BenchmarkGate$$' -benchtime 1x -count 1 -timeout 30m ./bench/
+
 # A Kratos API login gated by Vigil against the same login with a no-op
 # hook, beside a real Kratos (KRATOS_BIN, or kratos on PATH) and
 # PostgreSQL. About ten minutes; KRATOS_LOGINS rounds after a warm-up.
