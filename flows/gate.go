@@ -110,7 +110,7 @@ func merge(addrs []*weighed, known []*vigil.Address) {
 			continue
 		}
 		for _, a := range addrs {
-			if a.Channel == k.Channel && containsIndex(a.index, k.Index) {
+			if same(a, k) {
 				a.Verified = true
 			}
 		}
@@ -284,13 +284,7 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 // owner learns if someone else changed it.
 func (s *Service) dropRemoved(ctx context.Context, identityID string, current []*weighed, known []*vigil.Address) error {
 	for _, k := range known {
-		still := false
-		for _, a := range current {
-			if a.Channel == k.Channel && containsIndex(a.index, k.Index) {
-				still = true
-			}
-		}
-		if still {
+		if has(current, k) {
 			continue
 		}
 		err := s.store.InTx(ctx, func(tx vigil.Tx) error {
@@ -331,11 +325,27 @@ func (s *Service) startFromKratos(ctx context.Context, identityID string, a *wei
 
 func (s *Service) knows(known []*vigil.Address, a *weighed) bool {
 	for _, k := range known {
-		if k.Channel == a.Channel && containsIndex(a.index, k.Index) {
+		if same(a, k) {
 			return true
 		}
 	}
 	return false
+}
+
+// has reports whether the identity's current addresses include k.
+func has(current []*weighed, k *vigil.Address) bool {
+	for _, a := range current {
+		if same(a, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// same reports whether a Kratos address and a stored one are the same
+// address (same channel, blind index under any key of the ring).
+func same(a *weighed, k *vigil.Address) bool {
+	return a.Channel == k.Channel && containsIndex(a.index, k.Index)
 }
 
 // KratosVerified records the addresses Kratos itself verified (its own

@@ -29,17 +29,37 @@ type syncPayload struct {
 // beside Kratos. Through the durable queue, an outage of Kratos' admin API
 // delays the sync but never loses it.
 func (s *Service) queueSync(ctx context.Context, tx vigil.Tx, identityID, addressID string, now time.Time) error {
+	return s.insertSyncJob(ctx, tx, JobKratosSync, syncPayload{IdentityID: identityID, AddressID: addressID}, now)
+}
+
+// insertSyncJob queues a job for Kratos in tx; without Kratos there is
+// nothing to tell.
+func (s *Service) insertSyncJob(ctx context.Context, tx vigil.Tx, kind string, p syncPayload, now time.Time) error {
 	if s.ids == nil {
 		return nil
 	}
-	payload, err := json.Marshal(syncPayload{IdentityID: identityID, AddressID: addressID})
+	payload, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("encode sync job: %w", err)
+		return fmt.Errorf("encode %s job: %w", kind, err)
 	}
-	if err := tx.InsertJob(ctx, &vigil.Job{ID: newID(), Kind: JobKratosSync, Payload: payload, RunAt: now}); err != nil {
-		return fmt.Errorf("queue sync job: %w", err)
+	if err := tx.InsertJob(ctx, &vigil.Job{ID: newID(), Kind: kind, Payload: payload, RunAt: now}); err != nil {
+		return fmt.Errorf("queue %s job: %w", kind, err)
 	}
 	return nil
+}
+
+// syncJob reads a Kratos job's payload; ok is false when the job is to be
+// dropped (malformed) and err is set when no identity provider is there to
+// run it (the queue keeps it for a process that has one).
+func (s *Service) syncJob(ctx context.Context, job *vigil.Job) (p syncPayload, ok bool, err error) {
+	if err := json.Unmarshal(job.Payload, &p); err != nil {
+		s.log.ErrorContext(ctx, "malformed job; dropped", "job_id", job.ID, "kind", job.Kind, "error", err)
+		return p, false, nil
+	}
+	if s.ids == nil {
+		return p, false, fmt.Errorf("%s job: no identity provider configured", job.Kind)
+	}
+	return p, true, nil
 }
 
 // RunJob is the vigil.JobFunc the queue runs.
@@ -57,13 +77,9 @@ func (s *Service) RunJob(ctx context.Context, job *vigil.Job) (time.Time, error)
 }
 
 func (s *Service) sync(ctx context.Context, job *vigil.Job) error {
-	var p syncPayload
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		s.log.ErrorContext(ctx, "malformed sync job; dropped", "job_id", job.ID, "error", err)
-		return nil
-	}
-	if s.ids == nil {
-		return errors.New("sync job: no identity provider configured")
+	p, ok, err := s.syncJob(ctx, job)
+	if !ok {
+		return err
 	}
 	addr, err := s.store.GetAddress(ctx, p.AddressID)
 	if errors.Is(err, vigil.ErrNotFound) {
@@ -106,26 +122,15 @@ func (s *Service) queueSummary(ctx context.Context, identityID string) error {
 	if s.ids == nil {
 		return nil
 	}
-	payload, err := json.Marshal(syncPayload{IdentityID: identityID})
-	if err != nil {
-		return fmt.Errorf("encode summary job: %w", err)
-	}
 	return s.store.InTx(ctx, func(tx vigil.Tx) error {
-		if err := tx.InsertJob(ctx, &vigil.Job{ID: newID(), Kind: JobKratosSummary, Payload: payload, RunAt: s.now()}); err != nil {
-			return fmt.Errorf("queue summary job: %w", err)
-		}
-		return nil
+		return s.insertSyncJob(ctx, tx, JobKratosSummary, syncPayload{IdentityID: identityID}, s.now())
 	})
 }
 
 func (s *Service) syncSummary(ctx context.Context, job *vigil.Job) error {
-	var p syncPayload
-	if err := json.Unmarshal(job.Payload, &p); err != nil {
-		s.log.ErrorContext(ctx, "malformed summary job; dropped", "job_id", job.ID, "error", err)
-		return nil
-	}
-	if s.ids == nil {
-		return errors.New("summary job: no identity provider configured")
+	p, ok, err := s.syncJob(ctx, job)
+	if !ok {
+		return err
 	}
 	summary, err := s.summary(ctx, p.IdentityID)
 	if err != nil {
