@@ -32,6 +32,14 @@ bench: ## run the benchmarks (no tests); BENCHTIME=10000x for steadier numbers
 bench-gate: ## load-test the login hook against its floor (minutes; docs/benchmarks.md)
 	VIGIL_BENCH_GATE=1 $(GO) test -run '^$$' -bench '^BenchmarkGate$$' -benchtime 1x -count 1 -timeout 30m ./bench/
 
+# SMS deliveries from committed challenge to a fake Twilio's acceptance,
+# through the PostgreSQL store's River queue and the real Twilio adapter,
+# for several queue worker counts: peak rate and latency at 200/s. A few
+# minutes; one run of BenchmarkDelivery (it paces itself, so 1x).
+.PHONY: bench-delivery
+bench-delivery: ## deliveries/s and latency at 200/s, PostgreSQL queue to fake Twilio (minutes; docs/benchmarks.md)
+	VIGIL_BENCH_DELIVERY=1 $(GO) test -run '^$$' -bench '^BenchmarkDelivery$$' -benchtime 1x -count 1 -timeout 30m ./bench/
+
 # A Kratos API login gated by Vigil against the same login with a no-op
 # hook, beside a real Kratos (KRATOS_BIN, or kratos on PATH) and
 # PostgreSQL. About ten minutes; KRATOS_LOGINS rounds after a warm-up.

@@ -18,8 +18,14 @@ const (
 	EventIdentityLocked          = "IdentityLocked"
 	EventIdentityHardLocked      = "IdentityHardLocked"
 	EventIdentityUnlocked        = "IdentityUnlocked"
-	EventMessageSent             = "MessageSent"
-	EventMessageFailed           = "MessageFailed"
+	// EventMessageSent is no longer appended: a successful hand-over is
+	// the message's own record (GET /admin/messages). Trails written by
+	// earlier versions hold it.
+	EventMessageSent = "MessageSent"
+	// EventMessageFailed: a message that never reached anyone (every
+	// provider failed, the provider reported it undelivered, or the code
+	// expired first).
+	EventMessageFailed = "MessageFailed"
 )
 
 // AuditEvent is one row of the append-only audit trail. Each row carries the

@@ -22,6 +22,11 @@ const (
 	EVERIFIED        = "already_verified"
 	EADDRESS         = "invalid_address"
 	EUNSUPPORTEDADDR = "unsupported_address"
+	// ECAPTCHA: the CAPTCHA token is missing or was not accepted.
+	ECAPTCHA = "captcha_failed"
+	// EUNAVAILABLE: a service Vigil needs for the answer (a provider that
+	// checks its own codes, the CAPTCHA service) did not answer.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is the one error type of the domain. Message is safe to show to a

@@ -12,8 +12,16 @@ type MessageStatus string
 const (
 	MessageQueued   MessageStatus = "queued"
 	MessageRetrying MessageStatus = "retrying"
-	MessageSent     MessageStatus = "sent"
-	MessageFailed   MessageStatus = "failed"
+	// MessageSent: a provider accepted the message.
+	MessageSent MessageStatus = "sent"
+	// MessageDelivered: the provider reports the message reached the
+	// handset or mailbox.
+	MessageDelivered MessageStatus = "delivered"
+	// MessageUndelivered: the provider accepted it, but the carrier could
+	// not deliver it.
+	MessageUndelivered MessageStatus = "undelivered"
+	// MessageFailed: no provider took it, or the provider gave up on it.
+	MessageFailed MessageStatus = "failed"
 	// MessageExpired: the code expired before it could be delivered, so it
 	// was never sent.
 	MessageExpired MessageStatus = "expired"
@@ -23,7 +31,31 @@ const (
 
 // Done reports whether no more attempts will be made.
 func (s MessageStatus) Done() bool {
-	return s == MessageSent || s == MessageFailed || s == MessageExpired || s == MessageSuperseded
+	return s.rank() >= 1
+}
+
+// rank orders statuses along queued → sent → delivered / undelivered /
+// failed; statuses of one rank are alternatives.
+func (s MessageStatus) rank() int {
+	switch s {
+	case MessageSent:
+		return 1
+	case MessageDelivered, MessageUndelivered, MessageFailed, MessageExpired, MessageSuperseded:
+		return 2
+	}
+	return 0
+}
+
+// Advances reports whether a message may move from s to next: a status
+// never moves backwards, and a final one never changes.
+func (s MessageStatus) Advances(next MessageStatus) bool {
+	return next.rank() > s.rank()
+}
+
+// Reached reports whether the message reached a provider (sent, and
+// whatever the provider reported after).
+func (s MessageStatus) Reached() bool {
+	return s == MessageSent || s == MessageDelivered || s == MessageUndelivered
 }
 
 // Message is one outbound delivery of one secret. It commits in the same
@@ -41,6 +73,14 @@ type Message struct {
 	RecipientIndex  []byte
 	RecipientSealed []byte
 	RecipientMasked string
+	// Country (ISO 3166-1 alpha-2) and Prefix (the first digits of the
+	// E.164 number) of an SMS recipient, for delivery metrics and the SMS
+	// fraud watch. Empty for email.
+	Country string
+	Prefix  string
+	// Locale is the language to write the message in (BCP 47); empty
+	// means the default.
+	Locale string
 	// SecretSealed is the code or link token, encrypted with the key ring,
 	// so that a retry after a crash sends the same secret.
 	SecretSealed []byte
@@ -66,6 +106,7 @@ type MessageAttempt struct {
 	Attempt   int
 	At        time.Time
 	Outcome   string // sent, transient_error, permanent_error, expired, superseded
+	Provider  string // the provider tried; empty when none was
 	Error     string
 	Duration  time.Duration
 }
@@ -73,6 +114,7 @@ type MessageAttempt struct {
 // MessageFilter selects messages for the admin API.
 type MessageFilter struct {
 	IdentityID       string
+	VerificationID   string
 	RecipientIndexes [][]byte
 	Limit            int
 }
@@ -87,12 +129,58 @@ type Outbound struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Locale is the language the message is written in (BCP 47, "de").
+	Locale string
 }
 
 // SendResult is what a provider said when it accepted a message.
 type SendResult struct {
 	Provider   string
 	ProviderID string
+	// Status is MessageSent, or MessageDelivered when the provider's
+	// answer already says so. Zero means MessageSent.
+	Status MessageStatus
+}
+
+// OTPRequest asks a provider that makes its own codes (Twilio Verify,
+// EngageLab OTP) to send one.
+type OTPRequest struct {
+	// ID is stable across retries of one message: an idempotency key.
+	ID      string
+	Channel Channel
+	To      string // E.164 or email address
+	Locale  string // BCP 47; the provider's default when empty
+}
+
+// OTPCheck asks the provider whether code is the one it sent.
+type OTPCheck struct {
+	// ProviderID is the SendResult.ProviderID of the send being checked.
+	ProviderID string
+	To         string
+	Code       string
+}
+
+// OTPSender is a provider that makes and checks the codes itself. Vigil
+// still counts attempts, limits resends, locks out and audits; the
+// provider only generates, delivers and compares.
+type OTPSender interface {
+	SendOTP(ctx context.Context, r OTPRequest) (SendResult, error)
+	// CheckOTP reports whether the code matches. A wrong code is (false,
+	// nil); a send the provider no longer knows (expired, already
+	// approved, too many checks) is (false, nil) too. An error means the
+	// provider could not answer.
+	CheckOTP(ctx context.Context, c OTPCheck) (bool, error)
+}
+
+// StatusUpdate is a provider's report on a message it accepted (a Twilio
+// status callback).
+type StatusUpdate struct {
+	Provider   string
+	ProviderID string
+	Status     MessageStatus // sent, delivered, undelivered or failed
+	// ErrorCode is the provider's error code for undelivered and failed,
+	// as text ("30003").
+	ErrorCode string
 }
 
 // Sender hands rendered messages to one provider.

@@ -75,7 +75,21 @@ type Tx interface {
 	GetMessage(ctx context.Context, id string) (*Message, error)
 	UpdateMessage(ctx context.Context, m *Message) error
 	ListMessages(ctx context.Context, f MessageFilter) ([]*Message, error)
+	// FindMessageByProvider finds the message a provider accepted under
+	// providerID.
+	FindMessageByProvider(ctx context.Context, provider, providerID string) (*Message, error)
+	// AdvanceMessage moves a message from status from to status to (with
+	// the provider's error code for a failure) only if it is still in
+	// from, and reports whether it did.
+	AdvanceMessage(ctx context.Context, id string, from, to MessageStatus, errText string, now time.Time) (bool, error)
 	InsertMessageAttempt(ctx context.Context, a *MessageAttempt) error
+	// RelaxDurability lets the transaction's commit return before it
+	// reaches the disk: a crash of the database (not of Vigil) may lose
+	// the transaction whole, never part of it, and never one committed
+	// after it. Only for writes a retry redoes harmlessly: a delivery's
+	// outcome, lost, sends the message again with the same code. Outside
+	// InTx it does nothing.
+	RelaxDurability(ctx context.Context) error
 	ListMessageAttempts(ctx context.Context, messageID string) ([]*MessageAttempt, error)
 
 	// InsertJob stores a job that runs at j.RunAt, in the transaction.
@@ -102,6 +116,9 @@ type Tx interface {
 	// window started before expire are dead and may be deleted by the store
 	// at any time.
 	Hit(ctx context.Context, key string, window time.Time, expire time.Time) (int, error)
+	// SumHits adds up the counts of key over the windows that start at or
+	// after since.
+	SumHits(ctx context.Context, key string, since time.Time) (int, error)
 
 	// AppendAudit chains e to the trail: under a lock held until the
 	// transaction ends it sets e.Seq and e.PrevHash from the current head,

@@ -65,6 +65,10 @@ func (s *Server) startVerification(w http.ResponseWriter, r *http.Request) error
 		Method:     req.Method,
 		Purpose:    vigil.PurposeVerifyAddress,
 		Actor:      adminActor,
+		Locale:     req.Locale,
+		// The caller's Accept-Language is the person's only when the
+		// caller is the person's browser; an app passes locale.
+		AcceptLanguage: acceptLanguage(r),
 	})
 	if err != nil {
 		return err

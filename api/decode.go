@@ -26,6 +26,8 @@ const maxBodyBytes = 64 << 10
 // still validates meaning.
 const (
 	maxCodeLen    = 64
+	maxCaptchaLen = 4096
+	maxLocaleLen  = 35  // BCP 47's longest well-formed tags in practice
 	maxAddressLen = 320 // RFC 5321 path limit, and far above any phone number
 	maxTokenLen   = 256
 )
@@ -189,6 +191,9 @@ type resendRequest struct {
 	ID      string        `json:"id"`
 	Address string        `json:"address"`
 	Channel vigil.Channel `json:"channel"`
+	// CaptchaToken is the CAPTCHA widget's token; anonymous callers need
+	// one when Vigil is configured to ask.
+	CaptchaToken string `json:"captcha_token"`
 }
 
 // session reports whether the request names no verification and so asks
@@ -209,6 +214,8 @@ func decodeResendRequest(r *http.Request) (resendRequest, error) {
 		return req, invalid(`Field "channel" must be email or sms.`)
 	case req.ID != "" && !validUUID(req.ID):
 		return req, invalid(`Field "id" must be a UUID.`)
+	case len(req.CaptchaToken) > maxCaptchaLen:
+		return req, invalid(`Field "captcha_token" is longer than %d bytes.`, maxCaptchaLen)
 	case req.Address != "":
 		return req, checkAddress("address", req.Address)
 	}
@@ -221,6 +228,9 @@ type startRequest struct {
 	Address    string        `json:"address"`
 	Channel    vigil.Channel `json:"channel"`
 	Method     vigil.Method  `json:"method"`
+	// Locale is the language to write the message in (BCP 47); without
+	// it the Accept-Language header decides, then the default.
+	Locale string `json:"locale"`
 }
 
 func decodeStartRequest(r *http.Request) (startRequest, error) {
@@ -236,6 +246,8 @@ func decodeStartRequest(r *http.Request) (startRequest, error) {
 		return req, invalid(`Field "identity_id" must be a UUID.`)
 	case !req.Method.Valid():
 		return req, invalid(`Field "method" must be "code" or "link".`)
+	case len(req.Locale) > maxLocaleLen:
+		return req, invalid(`Field "locale" is longer than %d bytes.`, maxLocaleLen)
 	}
 	if err := checkAddress("address", req.Address); err != nil {
 		return req, err

@@ -84,6 +84,13 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupWith(t, nil)
+}
+
+// setupWith lets a test change the rules, the engine's dependencies and
+// the server's configuration before they are built.
+func setupWith(t *testing.T, mod func(*flows.Config, *flows.Deps, *Config)) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	b := &testBundle{
 		email: &recordingSender{},
@@ -102,16 +109,21 @@ func setup(t *testing.T) *testBundle {
 	cfg := flows.Defaults()
 	cfg.EnableSMS = true
 	cfg.ResendFloor = 0
-	b.svc, err = flows.New(cfg, flows.Deps{
+	deps := flows.Deps{
 		Store:    store,
 		Keys:     keys,
 		Senders:  map[vigil.Channel]vigil.Sender{vigil.ChannelEmail: b.email, vigil.ChannelSMS: b.sms},
 		Clock:    b.clock,
 		Logger:   b.logs.logger(),
 		Observer: NewMetrics(b.reg),
-	})
+	}
+	scfg := Config{Logger: b.logs.logger(), Registry: b.reg, Ready: store.Ping}
+	if mod != nil {
+		mod(&cfg, &deps, &scfg)
+	}
+	b.svc, err = flows.New(cfg, deps)
 	require.NoError(t, err)
-	b.srv, _ = newServer(t, Config{Logger: b.logs.logger(), Registry: b.reg, Ready: store.Ping}, b.svc)
+	b.srv, _ = newServer(t, scfg, b.svc)
 	return b
 }
 

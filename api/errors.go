@@ -41,6 +41,8 @@ var statusByCode = map[string]int{
 	vigil.ELOCKED:          http.StatusLocked,
 	vigil.ERATELIMITED:     http.StatusTooManyRequests,
 	vigil.EINTERNAL:        http.StatusInternalServerError,
+	vigil.ECAPTCHA:         http.StatusBadRequest,
+	vigil.EUNAVAILABLE:     http.StatusServiceUnavailable,
 
 	codeMalformedJSON:    http.StatusBadRequest,
 	codeUnknownField:     http.StatusBadRequest,

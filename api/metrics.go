@@ -25,6 +25,10 @@ type Metrics struct {
 	attempts       *prometheus.CounterVec
 	attemptSeconds *prometheus.HistogramVec
 	httpSeconds    *prometheus.HistogramVec
+	deliveries     *prometheus.CounterVec
+	smsRefused     *prometheus.CounterVec
+	conversionLow  *prometheus.CounterVec
+	conversion     *prometheus.GaugeVec
 }
 
 var _ flows.Observer = (*Metrics)(nil)
@@ -54,6 +58,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "How long handing one message to a provider took.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{labelChannel})),
+		deliveries: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_deliveries_total",
+			Help: "Messages by channel, provider, recipient country (empty for email) and status: sent, delivered, undelivered, failed, and verified for the codes they carried.",
+		}, []string{labelChannel, "provider", "country", "status"})),
+		smsRefused: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_sms_refused_total",
+			Help: "SMS sends refused before any provider was called, by country and reason (number, prefix_velocity, global_budget).",
+		}, []string{"country", "reason"})),
+		conversionLow: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_sms_conversion_alerts_total",
+			Help: "SMS sends to a country or prefix whose codes were verified less often than the conversion watch's threshold; throttled=true when the send was refused for it. Alert on any increase.",
+		}, []string{"scope", "value", "throttled"})),
+		conversion: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_sms_conversion_ratio",
+			Help: "The last low conversion ratio (codes verified / codes sent over the watch's window) seen for a country or prefix.",
+		}, []string{"scope", "value"})),
 		httpSeconds: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vigil_http_request_duration_seconds",
 			Help:    "HTTP requests by listener, method, route pattern and status class.",
@@ -111,6 +131,24 @@ func (m *Metrics) CodeChecked(ch vigil.Channel, outcome string) {
 func (m *Metrics) MessageAttempted(ch vigil.Channel, outcome string, took time.Duration) {
 	m.attempts.WithLabelValues(string(ch), outcome).Inc()
 	m.attemptSeconds.WithLabelValues(string(ch)).Observe(took.Seconds())
+}
+
+// Delivery implements flows.Observer.
+func (m *Metrics) Delivery(ch vigil.Channel, provider, country, status string) {
+	m.deliveries.WithLabelValues(string(ch), provider, country, status).Inc()
+}
+
+// SMSRefused implements flows.Observer.
+func (m *Metrics) SMSRefused(country, reason string) {
+	m.smsRefused.WithLabelValues(country, reason).Inc()
+}
+
+// ConversionLow implements flows.Observer. Only countries and prefixes
+// that fall below the threshold get a series, so the label values stay
+// few.
+func (m *Metrics) ConversionLow(scope, value string, ratio float64, throttled bool) {
+	m.conversionLow.WithLabelValues(scope, value, strconv.FormatBool(throttled)).Inc()
+	m.conversion.WithLabelValues(scope, value).Set(ratio)
 }
 
 func (m *Metrics) observeHTTP(listener, method, route string, status int, took time.Duration) {

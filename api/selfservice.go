@@ -85,10 +85,15 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) error {
 		writeRaw(w, http.StatusAccepted, mimeJSON, accepted)
 		return nil
 	}
-	err = s.svc.Resend(r.Context(), flows.ResendRequest{ID: req.ID, Address: req.Address, ClientIP: s.clientIP(r)})
+	err = s.svc.Resend(r.Context(), flows.ResendRequest{
+		ID: req.ID, Address: req.Address, ClientIP: s.clientIP(r), AcceptLanguage: acceptLanguage(r),
+		Anonymous: true, Captcha: req.CaptchaToken,
+	})
 	switch p := resolve(err); {
 	case err == nil:
-	case malformedInput[p.body.Error.Code]:
+	case malformedInput[p.body.Error.Code], p.body.Error.Code == vigil.ECAPTCHA, p.body.Error.Code == vigil.EUNAVAILABLE:
+		// Decided before any account was looked at: saying so reveals
+		// nothing.
 		// A malformed address is a fact about the input, not about any
 		// account: saying so reveals nothing.
 		return err
@@ -175,4 +180,41 @@ func accepts(r *http.Request, mediaType string) bool {
 		}
 	}
 	return false
+}
+
+// acceptLanguage is the request's Accept-Language, capped: the language
+// choice needs a few tags, not a kilobyte of them.
+func acceptLanguage(r *http.Request) string {
+	v := r.Header.Get("Accept-Language")
+	if len(v) > 256 {
+		v = v[:256]
+	}
+	return v
+}
+
+// statusCallback: POST /callbacks/{provider}/status, a provider's report
+// on a message it accepted. Reports on messages Vigil does not know (an
+// address deleted meanwhile) are answered 204 too: the provider can do
+// nothing about them.
+func (s *Server) statusCallback(w http.ResponseWriter, r *http.Request) error {
+	cb := s.cfg.Callbacks[chi.URLParam(r, "provider")]
+	if cb == nil {
+		return vigil.Errorf(vigil.ENOTFOUND, "No such endpoint.")
+	}
+	u, ok, err := cb(r)
+	if err != nil {
+		return err
+	}
+	if ok {
+		err := s.svc.UpdateDelivery(r.Context(), u)
+		switch vigil.ErrorCode(err) {
+		case "":
+		case vigil.ENOTFOUND:
+			s.log.DebugContext(r.Context(), "status report for an unknown message", "request_id", requestID(r.Context()), "provider", u.Provider)
+		default:
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

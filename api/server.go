@@ -37,7 +37,17 @@ type Config struct {
 	// otherwise clients pick their own IP and walk around per-IP limits.
 	TrustProxyHeaders bool
 	Version           string
+	// Callbacks read delivery reports, by provider name: a provider's
+	// status callbacks are POSTed to /callbacks/{provider}/status on the
+	// public listener (the provider's servers must reach it).
+	Callbacks map[string]StatusCallback
 }
+
+// StatusCallback reads a provider's delivery report from its request. It
+// checks the provider's signature: a missing or wrong one is a vigil.Error
+// with code unauthorized, a malformed report one with invalid_request. ok
+// is false for a report that brings no news (queued, sending).
+type StatusCallback func(r *http.Request) (u vigil.StatusUpdate, ok bool, err error)
 
 // Server is the HTTP edge. Build it with New; it is safe for concurrent
 // use.
@@ -101,6 +111,7 @@ func (s *Server) publicRoutes() *chi.Mux {
 	r.Post("/self-service/verifications/link", s.handle(s.consumeLink, linkWantsHTML))
 	r.Get("/self-service/verifications", s.handle(s.sessionStatus, jsonOnly))
 	r.Get("/authz", s.handle(s.authz, jsonOnly))
+	r.Post("/callbacks/{provider}/status", s.handle(s.statusCallback, jsonOnly))
 	return r
 }
 

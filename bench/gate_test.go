@@ -105,7 +105,7 @@ func BenchmarkGate(b *testing.B) {
 	writtenBefore := rowsWritten(ctx, b, floorDB)
 	// Rounds interleave the servers, so that a burst of other work on the
 	// machine hits one round rather than one server.
-	meter := pgMeter(ctx, b)
+	meter := pgMeter(ctx, b, gateApp)
 	fixed := make([][]*loadResult, len(openTargets)) // [server][round]
 	peak := make([][][]*loadResult, len(targets))    // [server][level][round]
 	for i := range peak {

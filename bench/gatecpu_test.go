@@ -99,11 +99,11 @@ type cpuMeter struct {
 	pgPIDs func() ([]int, error)
 }
 
-// pgMeter counts as PostgreSQL's the benchmark's backends (by their
-// application_name) and the server's background processes (WAL writer,
-// checkpointer, autovacuum...), listed from pg_stat_activity on a
+// pgMeter counts as PostgreSQL's the benchmark's backends (those whose
+// application_name is app) and the server's background processes (WAL
+// writer, checkpointer, autovacuum...), listed from pg_stat_activity on a
 // connection of its own.
-func pgMeter(ctx context.Context, b *testing.B) cpuMeter {
+func pgMeter(ctx context.Context, b *testing.B, app string) cpuMeter {
 	b.Helper()
 	conn, err := pgx.Connect(ctx, pgtest.URL())
 	if err != nil {
@@ -113,7 +113,7 @@ func pgMeter(ctx context.Context, b *testing.B) cpuMeter {
 	return cpuMeter{pgPIDs: func() ([]int, error) {
 		rows, err := conn.Query(ctx, `
 			SELECT pid FROM pg_stat_activity
-			WHERE application_name = $1 OR backend_type <> 'client backend'`, gateApp)
+			WHERE application_name = $1 OR backend_type <> 'client backend'`, app)
 		if err != nil {
 			return nil, err
 		}

@@ -59,14 +59,9 @@ func normalizePhone(raw string) (string, string, error) {
 	if err != nil || !phonenumbers.IsValidNumber(num) {
 		return "", "", vigil.Errorf(vigil.EADDRESS, "The phone number is not valid.")
 	}
-	switch phonenumbers.GetNumberType(num) {
-	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE:
-	default:
-		// Premium-rate, shared-cost, VoIP, toll-free, pagers and fixed lines
-		// cannot receive an SMS code, or cost money to reach: refuse them
-		// before any provider is paid.
-		return "", "", vigil.Errorf(vigil.EUNSUPPORTEDADDR, "This phone number cannot receive text messages; use a mobile number.")
-	}
+	// Which numbers may receive a code (number type, country) is the SMS
+	// protection's call at send time (fraud.go): an address is an address,
+	// and one Kratos holds must still match the same one here.
 	v := phonenumbers.Format(num, phonenumbers.E164)
 	return v, maskPhone(num, v), nil
 }

@@ -27,9 +27,7 @@ func TestNormalize(t *testing.T) {
 		{"us number (fixed or mobile)", vigil.ChannelSMS, "+1 201-555-0123", "+12015550123", "+1 201 ****123", ""},
 		{"no country code", vigil.ChannelSMS, "015123456789", "", "", vigil.EADDRESS},
 		{"invalid number", vigil.ChannelSMS, "+49 1", "", "", vigil.EADDRESS},
-		{"german fixed line", vigil.ChannelSMS, "+49 30 12345678", "", "", vigil.EUNSUPPORTEDADDR},
-		{"german premium rate", vigil.ChannelSMS, "+49 900 1234567", "", "", vigil.EUNSUPPORTEDADDR},
-		{"uk toll free", vigil.ChannelSMS, "+44 800 123 4567", "", "", vigil.EUNSUPPORTEDADDR},
+		{"german fixed line normalizes (the SMS protection refuses it)", vigil.ChannelSMS, "+49 30 12345678", "+493012345678", "+49 301 ****678", ""},
 		{"unknown channel", vigil.Channel("fax"), "+4915123456789", "", "", vigil.EINVALID},
 	}
 	for _, tc := range cases {

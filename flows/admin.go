@@ -242,12 +242,12 @@ func (s *Service) Messages(ctx context.Context, recipient, identityID string, li
 		mv := MessageView{
 			ID: m.ID, VerificationID: m.VerificationID, IdentityID: m.IdentityID, Channel: m.Channel,
 			Recipient: m.RecipientMasked, Status: m.Status, Attempts: m.Attempts, LastError: m.LastError,
-			Provider: m.Provider, CreatedAt: m.CreatedAt, SentAt: m.SentAt,
+			Provider: m.Provider, Country: m.Country, Locale: m.Locale, CreatedAt: m.CreatedAt, SentAt: m.SentAt,
 			History: make([]MessageAttemptView, 0, len(atts)),
 		}
 		for _, a := range atts {
 			mv.History = append(mv.History, MessageAttemptView{
-				Attempt: a.Attempt, At: a.At, Outcome: a.Outcome, Error: a.Error, DurationMS: a.Duration.Milliseconds(),
+				Attempt: a.Attempt, At: a.At, Outcome: a.Outcome, Provider: a.Provider, Error: a.Error, DurationMS: a.Duration.Milliseconds(),
 			})
 		}
 		if s.cfg.Dev && len(m.BodySealed) > 0 {

@@ -201,7 +201,7 @@ func TestCodeFlow(t *testing.T) {
 		for _, e := range events {
 			types = append(types, e.Type)
 		}
-		require.Equal(t, []string{vigil.EventVerificationStarted, vigil.EventMessageSent, vigil.EventVerificationFailed, vigil.EventVerificationSucceeded}, types)
+		require.Equal(t, []string{vigil.EventVerificationStarted, vigil.EventVerificationFailed, vigil.EventVerificationSucceeded}, types)
 	})
 }
 
@@ -698,7 +698,10 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 				ctx := context.Background()
 				st := b.start(t, "rae@example.com", vigil.ChannelEmail, vigil.MethodCode)
 				b.deliver(t)
-				_, err := b.svc.CheckCode(ctx, st.ID, codeOf(t, b.email.Last(t)), "")
+				code := codeOf(t, b.email.Last(t))
+				_, err := b.svc.CheckCode(ctx, st.ID, wrong(code), "")
+				requireCode(t, err, vigil.EWRONGCODE)
+				_, err = b.svc.CheckCode(ctx, st.ID, code, "")
 				require.NoError(t, err)
 				rep, err := b.svc.VerifyAudit(ctx)
 				require.NoError(t, err)

@@ -17,13 +17,24 @@ const (
 	ReasonLocked               = "locked"
 	ReasonInactive             = "inactive"
 	ReasonRateLimited          = "rate_limited"
+	// ReasonUndeliverable: no address of the identity can be sent a code
+	// (the SMS protection refuses the number, or every provider failed).
+	ReasonUndeliverable = "undeliverable"
 )
 
 // LoginRequest is a login that Kratos is about to turn into a session.
 type LoginRequest struct {
 	Identity vigil.Identity
 	FlowID   string
+	Origin
+}
+
+// Origin is what Kratos passes on of the request a hook runs for.
+type Origin struct {
 	ClientIP string
+	// AcceptLanguage is the person's browser's Accept-Language; messages
+	// use it when the identity names no language of its own.
+	AcceptLanguage string
 }
 
 // Decision is the gate's answer.
@@ -37,13 +48,21 @@ type Decision struct {
 	Destination string // masked
 	ExpiresAt   time.Time
 	RetryAfter  time.Duration
+	// FallbackFrom and FallbackDestination (masked) name the address
+	// that could not be reached when the code went to another channel.
+	FallbackFrom        vigil.Channel
+	FallbackDestination string
 }
 
-// address is one of the identity's addresses as the gate weighs it.
+// weighed is one of the identity's addresses as Vigil weighs it. It
+// arrives as Kratos sent it; normalize fills the canonical value, the mask
+// and the blind indexes when they are first needed.
 type weighed struct {
 	vigil.IdentityAddress
-	masked string
-	index  [][]byte
+	normalized bool
+	bad        bool // does not normalize: Kratos validated it differently
+	masked     string
+	index      [][]byte
 }
 
 // Gate decides whether a login may get its session. The allow path reads
@@ -59,20 +78,15 @@ func (s *Service) Gate(ctx context.Context, r LoginRequest) (*Decision, error) {
 	if !s.cfg.RequiredOnLogin {
 		return &Decision{Allow: true}, nil
 	}
-	addrs := s.verifiable(r.Identity)
-	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
-		return &Decision{Allow: true}, nil
-	}
-	known, err := s.store.ListAddresses(ctx, r.Identity.ID)
+	addrs, ok, err := s.satisfied(ctx, r.Identity)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", err)
+		return nil, err
 	}
-	merge(addrs, known)
-	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
+	if ok {
 		return &Decision{Allow: true}, nil
 	}
-	target := s.target(addrs)
-	if target == nil {
+	targets := s.targets(addrs)
+	if len(targets) == 0 {
 		if s.cfg.NoAddress == NoAddressAllow {
 			return &Decision{Allow: true}, nil
 		}
@@ -81,36 +95,116 @@ func (s *Service) Gate(ctx context.Context, r LoginRequest) (*Decision, error) {
 	if s.cfg.Soft {
 		return &Decision{Allow: true, Soft: true}, nil
 	}
-	return s.challenge(ctx, r, target)
+	// The first address that can be reached gets the code. One that
+	// cannot (its number is refused, or the last message to it failed)
+	// passes the code to the next, on the other channel if need be, and
+	// the person is told why.
+	var unreached []*weighed
+	for _, t := range targets {
+		d, err := s.challenge(ctx, r, t, false)
+		if errors.Is(err, errUnreachable) {
+			unreached = append(unreached, t)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(unreached) > 0 && d.Reason == ReasonVerificationRequired {
+			d.FallbackFrom, d.FallbackDestination = unreached[0].Channel, unreached[0].masked
+		}
+		return d, nil
+	}
+	// Nothing else to try: send the first address a new code (its last
+	// delivery may have failed for a reason that has passed), unless its
+	// number is refused outright.
+	d, err := s.challenge(ctx, r, unreached[0], true)
+	if errors.Is(err, errUnreachable) {
+		return &Decision{Reason: ReasonUndeliverable, Channel: unreached[0].Channel, Destination: unreached[0].masked}, nil
+	}
+	return d, err
 }
 
-// verifiable lists the identity's addresses on channels Vigil verifies,
-// normalized; addresses that do not normalize (Kratos validated them
-// differently) are skipped.
-func (s *Service) verifiable(id vigil.Identity) []*weighed {
+// errUnreachable: the address cannot be sent a code now.
+var errUnreachable = errors.New("address unreachable")
+
+// satisfied tells whether the identity meets the policy: on Kratos' own
+// flags first, then with what Vigil verified, read in one query. It does
+// only the work the answer needs; in particular an address is normalized
+// (phone numbers are costly to parse) only to be matched against one Vigil
+// verified on its channel. When the answer is no, it returns the
+// identity's addresses that normalize, for the caller to pick one to verify.
+func (s *Service) satisfied(ctx context.Context, id vigil.Identity) ([]*weighed, bool, error) {
+	addrs := weigh(id)
+	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
+		return addrs, true, nil
+	}
+	known, err := s.store.ListAddresses(ctx, id.ID)
+	if err != nil {
+		return nil, false, fmt.Errorf("list addresses: %w", err)
+	}
+	s.merge(addrs, known)
+	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
+		return addrs, true, nil
+	}
+	// An address that does not normalize cannot be verified by Vigil, so
+	// it does not hold back a policy that wants every address.
+	addrs = s.normalized(addrs)
+	return addrs, s.cfg.Require.Satisfied(asAddresses(addrs)), nil
+}
+
+// weigh lists the identity's addresses on channels Vigil verifies, as
+// Kratos sent them.
+func weigh(id vigil.Identity) []*weighed {
 	out := make([]*weighed, 0, len(id.Addresses))
 	for _, a := range id.Addresses {
-		if !a.Channel.Valid() {
-			continue
+		if a.Channel.Valid() {
+			out = append(out, &weighed{IdentityAddress: a})
 		}
-		value, masked, err := Normalize(a.Channel, a.Value)
-		if err != nil {
-			continue
-		}
-		a.Value = value
-		out = append(out, &weighed{IdentityAddress: a, masked: masked, index: s.keys.Indexes(value)})
 	}
 	return out
 }
 
-// merge marks verified what Vigil verified.
-func merge(addrs []*weighed, known []*vigil.Address) {
+// normalize fills in a's canonical value, mask and blind indexes, once. It
+// reports false for an address that does not normalize.
+func (s *Service) normalize(a *weighed) bool {
+	if !a.normalized {
+		a.normalized = true
+		value, masked, err := Normalize(a.Channel, a.Value)
+		if err != nil {
+			a.bad = true
+			return false
+		}
+		a.Value, a.masked, a.index = value, masked, s.keys.Indexes(value)
+	}
+	return !a.bad
+}
+
+// normalized keeps the addresses that normalize.
+func (s *Service) normalized(addrs []*weighed) []*weighed {
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		if s.normalize(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// verifiable lists the identity's addresses on channels Vigil verifies,
+// normalized; addresses that do not normalize are skipped.
+func (s *Service) verifiable(id vigil.Identity) []*weighed {
+	return s.normalized(weigh(id))
+}
+
+// merge marks verified what Vigil verified. Only addresses on a channel
+// with a Vigil-verified address are normalized to be compared.
+func (s *Service) merge(addrs []*weighed, known []*vigil.Address) {
 	for _, k := range known {
 		if k.VerifiedAt == nil {
 			continue
 		}
 		for _, a := range addrs {
-			if same(a, k) {
+			if !a.Verified && a.Channel == k.Channel && s.normalize(a) && same(a, k) {
 				a.Verified = true
 			}
 		}
@@ -138,38 +232,53 @@ func asAddresses(addrs []*weighed) []*vigil.Address {
 	return out
 }
 
-// target picks the address to verify: one the policy needs, on a channel
-// that is enabled, email before phone.
-func (s *Service) target(addrs []*weighed) *weighed {
-	enabled := func(ch vigil.Channel) bool {
-		return (ch == vigil.ChannelEmail && s.cfg.EnableEmail) || (ch == vigil.ChannelSMS && s.cfg.EnableSMS)
-	}
-	wanted := func(ch vigil.Channel) bool {
-		switch s.cfg.Require {
-		case RequireEmail:
-			return ch == vigil.ChannelEmail
-		case RequirePhone:
-			return ch == vigil.ChannelSMS
-		}
-		return true
-	}
+// targets lists the addresses that may be verified, in the order to try
+// them: ones the policy needs, on a channel that is enabled, email before
+// phone.
+func (s *Service) targets(addrs []*weighed) []*weighed {
+	var out []*weighed
 	for _, ch := range []vigil.Channel{vigil.ChannelEmail, vigil.ChannelSMS} {
-		if !enabled(ch) || !wanted(ch) {
+		if !s.enabled(ch) || !s.cfg.Require.wants(ch) {
 			continue
 		}
 		for _, a := range addrs {
 			if a.Channel == ch && !a.Verified {
-				return a
+				out = append(out, a)
 			}
 		}
+	}
+	return out
+}
+
+// target is the first of targets, or nil.
+func (s *Service) target(addrs []*weighed) *weighed {
+	if t := s.targets(addrs); len(t) > 0 {
+		return t[0]
 	}
 	return nil
 }
 
+func (s *Service) enabled(ch vigil.Channel) bool {
+	return (ch == vigil.ChannelEmail && s.cfg.EnableEmail) || (ch == vigil.ChannelSMS && s.cfg.EnableSMS)
+}
+
+// wants reports whether the policy asks for addresses on ch.
+func (r Require) wants(ch vigil.Channel) bool {
+	switch r {
+	case RequireEmail:
+		return ch == vigil.ChannelEmail
+	case RequirePhone:
+		return ch == vigil.ChannelSMS
+	}
+	return true
+}
+
 // challenge makes sure the person has a live code for the target address:
 // the open one while it is still valid, else a new one (subject to the
-// cooldown and caps).
-func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed) (*Decision, error) {
+// cooldown and caps). It returns errUnreachable for an address whose number
+// the SMS protection refuses and, unless retry is set, for one whose last
+// message failed.
+func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed, retry bool) (*Decision, error) {
 	d := &Decision{Reason: ReasonVerificationRequired, Channel: a.Channel, Destination: a.masked}
 	lo, err := s.store.GetLockout(ctx, r.Identity.ID)
 	if err != nil {
@@ -185,8 +294,17 @@ func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed) (*D
 	case err == nil:
 		open, err := s.store.FindOpenVerification(ctx, known.ID, vigil.PurposeVerifyAddress)
 		if err == nil && open.State == vigil.StatePending && now.Before(open.ExpiresAt) && open.AttemptsLeft() > 0 && open.Method == vigil.MethodCode {
-			d.ChallengeID, d.ExpiresAt = open.ID, open.ExpiresAt
-			return d, nil
+			failed, err := s.deliveryFailed(ctx, open)
+			if err != nil {
+				return nil, err
+			}
+			if !failed {
+				d.ChallengeID, d.ExpiresAt = open.ID, open.ExpiresAt
+				return d, nil
+			}
+			if !retry {
+				return nil, errUnreachable
+			}
 		}
 		if err != nil && !errors.Is(err, vigil.ErrNotFound) {
 			return nil, fmt.Errorf("find open verification: %w", err)
@@ -196,7 +314,8 @@ func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed) (*D
 	}
 	st, err := s.Start(ctx, StartRequest{
 		IdentityID: r.Identity.ID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode,
-		Purpose: vigil.PurposeVerifyAddress, ClientIP: r.ClientIP, Actor: "kratos",
+		Purpose: vigil.PurposeVerifyAddress, ClientIP: r.ClientIP, Actor: "kratos", Locale: r.Identity.Locale,
+		AcceptLanguage: r.AcceptLanguage,
 	})
 	var ve *vigil.Error
 	switch {
@@ -212,15 +331,26 @@ func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed) (*D
 	case errors.As(err, &ve) && ve.Code == vigil.EVERIFIED:
 		// Verified between the read and the start.
 		return &Decision{Allow: true}, nil
+	case errors.As(err, &ve) && ve.Code == vigil.EUNSUPPORTEDADDR:
+		return nil, errUnreachable
 	}
 	return nil, err
+}
+
+// deliveryFailed reports whether the newest message of v failed for good.
+func (s *Service) deliveryFailed(ctx context.Context, v *vigil.Verification) (bool, error) {
+	last, err := lastMessage(ctx, s.store, v.ID)
+	if err != nil || last == nil || last.Generation != v.Generation {
+		return false, err
+	}
+	return failure(last.Status), nil
 }
 
 // Registered starts verification of a new identity's addresses as the
 // policy asks: under "any" one address (email first), under "email" or
 // "phone" that channel's, under "all" every one. Addresses Kratos already
 // verified (an OIDC provider vouched for them) are recorded as verified.
-func (s *Service) Registered(ctx context.Context, id vigil.Identity, clientIP string) error {
+func (s *Service) Registered(ctx context.Context, id vigil.Identity, from Origin) error {
 	addrs := s.verifiable(id)
 	if err := s.adoptVerified(ctx, id.ID, addrs); err != nil {
 		return err
@@ -240,7 +370,7 @@ func (s *Service) Registered(ctx context.Context, id vigil.Identity, clientIP st
 		if a == nil {
 			return nil
 		}
-		if err := s.startFromKratos(ctx, id.ID, a, clientIP); err != nil {
+		if err := s.startFromKratos(ctx, id, a, from); err != nil {
 			return err
 		}
 		if s.cfg.Require != RequireAll {
@@ -253,7 +383,7 @@ func (s *Service) Registered(ctx context.Context, id vigil.Identity, clientIP st
 // SettingsChanged reacts to a profile change stored by Kratos: an address
 // Vigil has not seen is new and gets verified (or recorded as verified when
 // Kratos says so).
-func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, clientIP string) error {
+func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, from Origin) error {
 	addrs := s.verifiable(id)
 	if err := s.adoptVerified(ctx, id.ID, addrs); err != nil {
 		return err
@@ -262,7 +392,7 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 	if err != nil {
 		return fmt.Errorf("list addresses: %w", err)
 	}
-	if err := s.dropRemoved(ctx, id.ID, addrs, known); err != nil {
+	if err := s.dropRemoved(ctx, id.ID, s.language(id.Locale, from.AcceptLanguage), addrs, known); err != nil {
 		return err
 	}
 	for _, a := range addrs {
@@ -272,7 +402,7 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 		if (a.Channel == vigil.ChannelEmail && !s.cfg.EnableEmail) || (a.Channel == vigil.ChannelSMS && !s.cfg.EnableSMS) {
 			continue
 		}
-		if err := s.startFromKratos(ctx, id.ID, a, clientIP); err != nil {
+		if err := s.startFromKratos(ctx, id, a, from); err != nil {
 			return err
 		}
 	}
@@ -282,7 +412,7 @@ func (s *Service) SettingsChanged(ctx context.Context, id vigil.Identity, client
 // dropRemoved forgets the addresses the identity no longer has at Kratos.
 // One that was verified is told of the change on its own channel, so the
 // owner learns if someone else changed it.
-func (s *Service) dropRemoved(ctx context.Context, identityID string, current []*weighed, known []*vigil.Address) error {
+func (s *Service) dropRemoved(ctx context.Context, identityID, lang string, current []*weighed, known []*vigil.Address) error {
 	for _, k := range known {
 		if has(current, k) {
 			continue
@@ -291,7 +421,7 @@ func (s *Service) dropRemoved(ctx context.Context, identityID string, current []
 			now := s.now()
 			notify := k.VerifiedAt != nil
 			if notify {
-				if err := s.queueNotice(ctx, tx, k, now); err != nil {
+				if err := s.queueNotice(ctx, tx, k, lang, now); err != nil {
 					return err
 				}
 			}
@@ -312,8 +442,10 @@ func (s *Service) dropRemoved(ctx context.Context, identityID string, current []
 // startFromKratos starts verification of an address Kratos told of. Only an
 // internal failure is an error: a refusal (cooldown, caps, lock) is logged,
 // since the hook that asked cannot do anything about it.
-func (s *Service) startFromKratos(ctx context.Context, identityID string, a *weighed, clientIP string) error {
-	_, err := s.Start(ctx, StartRequest{IdentityID: identityID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode, ClientIP: clientIP, Actor: "kratos"})
+func (s *Service) startFromKratos(ctx context.Context, id vigil.Identity, a *weighed, from Origin) error {
+	identityID := id.ID
+	_, err := s.Start(ctx, StartRequest{IdentityID: identityID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode,
+		ClientIP: from.ClientIP, Actor: "kratos", Locale: id.Locale, AcceptLanguage: from.AcceptLanguage})
 	if vigil.ErrorCode(err) == vigil.EINTERNAL {
 		return err
 	}

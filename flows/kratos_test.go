@@ -215,7 +215,7 @@ func TestSettingsChangeNotifiesTheReplacedAddress(t *testing.T) {
 		require.NoError(t, b.svc.SettingsChanged(ctx, vigil.Identity{ID: identity, Active: true, Addresses: []vigil.IdentityAddress{
 			{Channel: vigil.ChannelSMS, Value: "+49 151 23456780"},
 			{Channel: vigil.ChannelEmail, Value: "new@example.com"},
-		}}, ""))
+		}}, flows.Origin{}))
 		b.deliver(t)
 		b.runQueue(t)
 
@@ -265,7 +265,7 @@ func TestSoftModeRecordsUnverifiedAtRegistration(t *testing.T) {
 		b := setup(t, open, func(c *flows.Config) { c.Soft = true })
 		ctx := context.Background()
 		id := vigil.Identity{ID: identity, Active: true, Addresses: []vigil.IdentityAddress{{Channel: vigil.ChannelEmail, Value: "ivy@example.com"}}}
-		require.NoError(t, b.svc.Registered(ctx, id, ""))
+		require.NoError(t, b.svc.Registered(ctx, id, flows.Origin{}))
 		d, err := b.svc.Gate(ctx, flows.LoginRequest{Identity: id})
 		require.NoError(t, err)
 		require.True(t, d.Allow)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil"
+	"github.com/vigil-auth/vigil/flows/templates"
 )
 
 // JobAddressNotice tells an address that it was replaced on its account.
@@ -19,10 +20,11 @@ type noticePayload struct {
 	Channel    vigil.Channel `json:"channel"`
 	Sealed     []byte        `json:"sealed"`
 	Masked     string        `json:"masked"`
+	Locale     string        `json:"locale,omitempty"`
 }
 
-func (s *Service) queueNotice(ctx context.Context, tx vigil.Tx, a *vigil.Address, now time.Time) error {
-	payload, err := json.Marshal(noticePayload{IdentityID: a.IdentityID, Channel: a.Channel, Sealed: a.Sealed, Masked: a.Masked})
+func (s *Service) queueNotice(ctx context.Context, tx vigil.Tx, a *vigil.Address, lang string, now time.Time) error {
+	payload, err := json.Marshal(noticePayload{IdentityID: a.IdentityID, Channel: a.Channel, Sealed: a.Sealed, Masked: a.Masked, Locale: lang})
 	if err != nil {
 		return fmt.Errorf("encode notice job: %w", err)
 	}
@@ -31,8 +33,6 @@ func (s *Service) queueNotice(ctx context.Context, tx vigil.Tx, a *vigil.Address
 	}
 	return nil
 }
-
-var noticeWords = map[vigil.Channel]string{vigil.ChannelEmail: "email address", vigil.ChannelSMS: "phone number"}
 
 // notice sends the address-changed notice. A transient failure is returned
 // so the queue retries; one that retrying cannot fix is logged and dropped.
@@ -45,24 +45,17 @@ func (s *Service) notice(ctx context.Context, job *vigil.Job) error {
 	to, err := s.keys.Open(p.Sealed)
 	if err != nil {
 		s.log.ErrorContext(ctx, "notice address cannot be opened with the current keys; dropped", "job_id", job.ID)
+		return nil //nolint:nilerr // a retry cannot open it either: the job is dropped, and logged
+	}
+	out, err := s.write(templates.KindAddressChanged, p.Channel, job.ID, string(to), p.Locale,
+		templates.Data{Destination: p.Masked, Channel: p.Channel, Product: s.cfg.Product})
+	if err != nil {
+		s.log.ErrorContext(ctx, "notice cannot be written; dropped", "job_id", job.ID, "error", err)
 		return nil
 	}
-	sender := s.send[p.Channel]
-	if sender == nil {
-		s.log.ErrorContext(ctx, "no delivery channel for notice; dropped", "job_id", job.ID, "channel", p.Channel)
-		return nil
-	}
-	text := fmt.Sprintf("The %s on your account was changed, and this one was removed. If you did not make this change, contact support right away.", noticeWords[p.Channel])
-	out := vigil.Outbound{ID: job.ID, Channel: p.Channel, To: string(to), Text: text + "\n"}
-	if p.Channel == vigil.ChannelEmail {
-		out.Subject = "Your email address was changed"
-		out.HTML = "<!doctype html>\n<html><body style=\"font-family:sans-serif;line-height:1.5\"><p>" + text + "</p></body></html>\n"
-	}
-	sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
-	defer cancel()
-	if _, err := sender.Send(sendCtx, out); err != nil {
+	if _, err := s.sendPlain(ctx, out); err != nil {
 		if vigil.IsPermanent(err) {
-			s.log.WarnContext(ctx, "notice not delivered", "job_id", job.ID, "recipient", p.Masked, "error", truncate(err.Error(), maxErrorLen))
+			s.log.WarnContext(ctx, "notice not delivered", "job_id", job.ID, "recipient", p.Masked, "error", truncate(err.Error()))
 			return nil
 		}
 		return fmt.Errorf("send notice %s: %w", job.ID, err)

@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/vigil-auth/vigil"
+	"github.com/vigil-auth/vigil/flows/templates"
 )
 
 // Service is the verification engine. It is safe for concurrent use and
@@ -24,12 +26,15 @@ type Service struct {
 	cfg   Config
 	store vigil.Store
 	keys  *vigil.Keyring
-	send  map[vigil.Channel]vigil.Sender
-	clock vigil.Clock
-	rand  io.Reader
-	log   *slog.Logger
-	obs   Observer
-	ids   vigil.Identities
+	// chains are each channel's providers, in the order they are tried.
+	chains  map[vigil.Channel][]Provider
+	captcha vigil.Captcha
+	tmpl    *templates.Set
+	clock   vigil.Clock
+	rand    io.Reader
+	log     *slog.Logger
+	obs     Observer
+	ids     vigil.Identities
 	// sleep waits for d or until ctx ends; tests replace it.
 	sleep func(ctx context.Context, d time.Duration)
 }
@@ -44,16 +49,37 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("flows: Store and Keys are required")
 	}
 	s := &Service{
-		cfg:   cfg,
-		store: deps.Store,
-		keys:  deps.Keys,
-		send:  deps.Senders,
-		clock: deps.Clock,
-		rand:  deps.Rand,
-		log:   deps.Logger,
-		obs:   deps.Observer,
-		ids:   deps.Identities,
-		sleep: sleepCtx,
+		cfg:     cfg,
+		store:   deps.Store,
+		keys:    deps.Keys,
+		chains:  map[vigil.Channel][]Provider{},
+		captcha: deps.Captcha,
+		tmpl:    deps.Templates,
+		clock:   deps.Clock,
+		rand:    deps.Rand,
+		log:     deps.Logger,
+		obs:     deps.Observer,
+		ids:     deps.Identities,
+		sleep:   sleepCtx,
+	}
+	for ch, snd := range deps.Senders {
+		if snd != nil {
+			s.chains[ch] = []Provider{{Sender: snd}}
+		}
+	}
+	for ch, chain := range deps.Chains {
+		for i, p := range chain {
+			if (p.Sender == nil) == (p.OTP == nil) {
+				return nil, fmt.Errorf("flows: provider %d (%q) of the %s chain must have exactly one of Sender and OTP", i, p.Name, ch)
+			}
+		}
+		s.chains[ch] = chain
+	}
+	if cfg.CaptchaOnResend && s.captcha == nil {
+		return nil, errors.New("flows: CaptchaOnResend needs Deps.Captcha")
+	}
+	if s.tmpl == nil {
+		s.tmpl = templates.Builtin()
 	}
 	if s.clock == nil {
 		s.clock = vigil.SystemClock{}
@@ -92,6 +118,18 @@ func (c Config) Validate() error {
 	check(c.Lockout.HardAfter >= 1, "lockout.hard_lock_after: must be at least 1")
 	check(c.NoAddress == NoAddressAllow || c.NoAddress == NoAddressBlock, "no_address: must be allow or block, got %q", c.NoAddress)
 	check(c.RetryBackoff > 0, "delivery retry backoff: must be positive")
+	for _, t := range c.SMS.AllowedTypes {
+		check(ValidPhoneType(t), "sms allowed_number_types: unknown type %q", t)
+	}
+	for _, cc := range c.SMS.AllowedCountries {
+		check(len(cc) == 2 && strings.ToUpper(cc) == cc, "sms allowed_countries: %q is not an upper-case ISO 3166-1 alpha-2 code", cc)
+	}
+	check(c.SMS.PrefixDigits >= 1 && c.SMS.PrefixDigits <= 15, "sms prefix_digits: must be between 1 and 15, got %d", c.SMS.PrefixDigits)
+	check(c.SMS.PrefixPerHour >= 0 && c.SMS.GlobalPerHour >= 0, "sms prefix_per_hour and global_per_hour: must not be negative (0 is no cap)")
+	cw := c.SMS.Conversion
+	check(cw.Threshold >= 0 && cw.Threshold <= 1, "sms conversion threshold: must be between 0 and 1, got %v", cw.Threshold)
+	check(cw.Threshold == 0 || (cw.Window >= 6*time.Minute && cw.Window <= 24*time.Hour), "sms conversion window: must be between 6m and 24h")
+	check(cw.MinSent >= 1 || cw.Threshold == 0, "sms conversion min_sent: must be at least 1")
 	return errors.Join(errs...)
 }
 

@@ -231,22 +231,18 @@ func (s *Service) Authorize(ctx context.Context, creds vigil.SessionCredentials)
 	if err != nil {
 		return nil, err
 	}
-	var addrs []*weighed
-	if sess.Identity != nil {
-		addrs = s.verifiable(*sess.Identity)
-	}
-	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
-		return &Authorization{IdentityID: sess.IdentityID, Verified: true}, nil
-	}
-	known, err := s.store.ListAddresses(ctx, sess.IdentityID)
-	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", err)
-	}
 	if sess.Identity == nil {
+		known, err := s.store.ListAddresses(ctx, sess.IdentityID)
+		if err != nil {
+			return nil, fmt.Errorf("list addresses: %w", err)
+		}
 		return &Authorization{IdentityID: sess.IdentityID, Verified: s.cfg.Require.Satisfied(known)}, nil
 	}
-	merge(addrs, known)
-	return &Authorization{IdentityID: sess.IdentityID, Verified: s.cfg.Require.Satisfied(asAddresses(addrs))}, nil
+	_, ok, err := s.satisfied(ctx, *sess.Identity)
+	if err != nil {
+		return nil, err
+	}
+	return &Authorization{IdentityID: sess.IdentityID, Verified: ok}, nil
 }
 
 func (s *Service) whoami(ctx context.Context, creds vigil.SessionCredentials) (*vigil.Session, error) {

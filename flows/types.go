@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil"
+	"github.com/vigil-auth/vigil/flows/templates"
 )
 
 // The gate's answers for an identity with no verifiable address.
@@ -51,12 +52,15 @@ type Config struct {
 	// metadata_public.vigil.verified to limit what they may do.
 	Soft bool
 
-	CodeLength   int           // digits, 4-10
-	CodeTTL      time.Duration // verification_code_expiration
-	SMSCodeTTL   time.Duration // cap for SMS codes
-	LinkTTL      time.Duration
-	MaxAttempts  int // max_verification_retries
-	PublicURL    string
+	CodeLength  int           // digits, 4-10
+	CodeTTL     time.Duration // verification_code_expiration
+	SMSCodeTTL  time.Duration // cap for SMS codes
+	LinkTTL     time.Duration
+	MaxAttempts int // max_verification_retries
+	PublicURL   string
+	// Product is the name messages sign with ("Acme"); empty leaves it
+	// out.
+	Product      string
 	Dev          bool // keep message bodies (sealed) for the admin API
 	ShowCodes    bool // console prints codes (dev only)
 	ResendFloor  time.Duration
@@ -64,6 +68,54 @@ type Config struct {
 	Resend       ResendLimits
 	Lockout      LockoutRules
 	RetryBackoff time.Duration // first delivery retry delay; doubles with jitter
+	// SMS guards SMS sends against toll fraud (SMS pumping).
+	SMS SMSProtection
+	// CaptchaOnResend asks anonymous callers of resend for a CAPTCHA
+	// token (Deps.Captcha checks it).
+	CaptchaOnResend bool
+}
+
+// SMSProtection is what stands between an SMS send and the provider's
+// bill. Every check runs before the message is queued, so a refused send
+// reaches no provider.
+type SMSProtection struct {
+	// AllowedCountries are ISO 3166-1 alpha-2 regions numbers may belong
+	// to; empty allows every region.
+	AllowedCountries []string
+	// AllowedTypes are the number types (PhoneType*) that may receive a
+	// code; premium-rate, shared-cost, VoIP, toll-free and unknown
+	// numbers are refused unless listed.
+	AllowedTypes []string
+	// PrefixDigits is how many digits after the + make a number's prefix,
+	// the unit of the velocity limit and the conversion watch.
+	PrefixDigits int
+	// PrefixPerHour caps sends to one prefix per hour; 0 is no cap.
+	PrefixPerHour int
+	// GlobalPerHour caps all SMS sends per hour; 0 is no cap.
+	GlobalPerHour int
+	Conversion    ConversionWatch
+}
+
+// ConversionWatch compares codes verified with codes sent, per country
+// and per prefix, over a sliding window. Pumped numbers never verify, so a
+// prefix whose ratio falls below Threshold after at least MinSent sends is
+// reported, and refused while it stays below when Throttle is set.
+type ConversionWatch struct {
+	Window    time.Duration // at most 24h
+	MinSent   int
+	Threshold float64 // 0 turns the watch off
+	Throttle  bool
+}
+
+// Provider is one delivery provider in a channel's chain. Exactly one of
+// Sender (sends what Vigil rendered) and OTP (makes and checks its own
+// code) is set.
+type Provider struct {
+	// Name identifies the provider in the store, the audit trail, metrics
+	// and status callbacks ("twilio", "smtp").
+	Name   string
+	Sender vigil.Sender
+	OTP    vigil.OTPSender
 }
 
 // ResendLimits caps how often a secret is sent.
@@ -107,18 +159,33 @@ func Defaults() Config {
 		},
 		Lockout:      LockoutRules{Base: time.Minute, Max: 15 * time.Minute, HardAfter: 100},
 		RetryBackoff: 2 * time.Second,
+		SMS: SMSProtection{
+			AllowedTypes:  []string{PhoneTypeMobile, PhoneTypeFixedOrMobile},
+			PrefixDigits:  6,
+			PrefixPerHour: 60,
+			Conversion:    ConversionWatch{Window: time.Hour, MinSent: 20, Threshold: 0.2, Throttle: true},
+		},
 	}
 }
 
 // Deps are the outside things the service works with.
 type Deps struct {
-	Store    vigil.Store
-	Keys     *vigil.Keyring
-	Senders  map[vigil.Channel]vigil.Sender
-	Clock    vigil.Clock  // default vigil.SystemClock
-	Rand     io.Reader    // default crypto/rand
-	Logger   *slog.Logger // default slog.Default()
-	Observer Observer     // optional
+	Store vigil.Store
+	Keys  *vigil.Keyring
+	// Senders is one provider per channel. Chains, when it has an entry
+	// for a channel, wins over it.
+	Senders map[vigil.Channel]vigil.Sender
+	// Chains are the providers of each channel in the order they are
+	// tried: a transient failure passes the same message to the next.
+	Chains map[vigil.Channel][]Provider
+	// Captcha checks CAPTCHA tokens when CaptchaOnResend is set.
+	Captcha vigil.Captcha
+	// Templates write the messages; default templates.Builtin().
+	Templates *templates.Set
+	Clock     vigil.Clock  // default vigil.SystemClock
+	Rand      io.Reader    // default crypto/rand
+	Logger    *slog.Logger // default slog.Default()
+	Observer  Observer     // optional
 	// Identities is the identity provider (Kratos). Without it, verified
 	// addresses are not synced back and session-based calls are refused.
 	Identities vigil.Identities
@@ -133,6 +200,12 @@ type StartRequest struct {
 	Purpose    vigil.Purpose // default PurposeVerifyAddress
 	ClientIP   string
 	Actor      string // "admin", "kratos", "user"
+	// Locale is the identity's language (Kratos traits or metadata) and
+	// AcceptLanguage the caller's Accept-Language header; the message is
+	// written in the first supported language of the two, else the
+	// default.
+	Locale         string
+	AcceptLanguage string
 }
 
 // Started is the answer to a start.
@@ -146,6 +219,13 @@ type ResendRequest struct {
 	ID       string
 	Address  string
 	ClientIP string
+	// AcceptLanguage, when the caller sends one, writes the new message in
+	// its language; otherwise the previous message's language is kept.
+	AcceptLanguage string
+	// Captcha is the CAPTCHA token of an anonymous caller.
+	Captcha string
+	// Anonymous: no session vouches for the caller.
+	Anonymous bool
 }
 
 // LinkInfo is what the confirm page shows before a link is consumed.
@@ -213,6 +293,8 @@ type MessageView struct {
 	Attempts       int                  `json:"attempts"`
 	LastError      string               `json:"last_error,omitempty"`
 	Provider       string               `json:"provider,omitempty"`
+	Country        string               `json:"country,omitempty"`
+	Locale         string               `json:"locale,omitempty"`
 	CreatedAt      time.Time            `json:"created_at"`
 	SentAt         *time.Time           `json:"sent_at,omitempty"`
 	Body           string               `json:"body,omitempty"`
@@ -224,6 +306,7 @@ type MessageAttemptView struct {
 	Attempt    int       `json:"attempt"`
 	At         time.Time `json:"at"`
 	Outcome    string    `json:"outcome"`
+	Provider   string    `json:"provider,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	DurationMS int64     `json:"duration_ms"`
 }

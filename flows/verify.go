@@ -31,6 +31,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (*Started, error) {
 	if err != nil {
 		return nil, err
 	}
+	lang := s.language(r.Locale, r.AcceptLanguage)
 
 	var started *Started
 	err = s.store.InTx(ctx, func(tx vigil.Tx) error {
@@ -52,7 +53,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (*Started, error) {
 			if err != nil {
 				return fmt.Errorf("lock verification: %w", err)
 			}
-			if err := s.renew(ctx, tx, v, addr, r.ClientIP, r.Actor, now); err != nil {
+			if err := s.renew(ctx, tx, v, addr, r.ClientIP, r.Actor, lang, now); err != nil {
 				return err
 			}
 			started = &Started{ID: v.ID, ExpiresAt: v.ExpiresAt}
@@ -77,7 +78,8 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (*Started, error) {
 			MaxAttempts: s.cfg.MaxAttempts,
 			CreatedAt:   now,
 		}
-		if err := s.takeSendBudget(ctx, tx, addr, r.IdentityID, r.ClientIP, now); err != nil {
+		rt, err := s.takeSendBudget(ctx, tx, addr, r.IdentityID, r.ClientIP, now)
+		if err != nil {
 			return err
 		}
 		secret, err := s.arm(v, now)
@@ -87,7 +89,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (*Started, error) {
 		if err := tx.InsertVerification(ctx, v); err != nil {
 			return fmt.Errorf("insert verification: %w", err)
 		}
-		if err := s.enqueue(ctx, tx, v, addr, secret, now); err != nil {
+		if err := s.enqueue(ctx, tx, v, addr, secret, rt, lang, now); err != nil {
 			return err
 		}
 		started = &Started{ID: v.ID, ExpiresAt: v.ExpiresAt}
@@ -178,7 +180,9 @@ func (s *Service) arm(v *vigil.Verification, now time.Time) (string, error) {
 }
 
 // renew sends a locked, open verification a new secret; the old one dies.
-func (s *Service) renew(ctx context.Context, tx vigil.Tx, v *vigil.Verification, addr *vigil.Address, clientIP, actor string, now time.Time) error {
+// The message is written in lang, or, when it is empty, in the language of
+// the previous one.
+func (s *Service) renew(ctx context.Context, tx vigil.Tx, v *vigil.Verification, addr *vigil.Address, clientIP, actor, lang string, now time.Time) error {
 	if v.State == vigil.StateVerified {
 		return vigil.Errorf(vigil.EVERIFIED, "This address is already verified.")
 	}
@@ -192,8 +196,18 @@ func (s *Service) renew(ctx context.Context, tx vigil.Tx, v *vigil.Verification,
 			return &vigil.Error{Code: vigil.ERATELIMITED, Message: "A message was sent a moment ago; wait before asking for another.", RetryAfter: wait}
 		}
 	}
-	if err := s.takeSendBudget(ctx, tx, addr, v.IdentityID, clientIP, now); err != nil {
+	rt, err := s.takeSendBudget(ctx, tx, addr, v.IdentityID, clientIP, now)
+	if err != nil {
 		return err
+	}
+	if lang == "" {
+		prev, err := lastMessage(ctx, tx, v.ID)
+		if err != nil {
+			return err
+		}
+		if prev != nil {
+			lang = prev.Locale
+		}
 	}
 	secret, err := s.arm(v, now)
 	if err != nil {
@@ -202,7 +216,7 @@ func (s *Service) renew(ctx context.Context, tx vigil.Tx, v *vigil.Verification,
 	if err := tx.UpdateVerification(ctx, v); err != nil {
 		return fmt.Errorf("update verification: %w", err)
 	}
-	if err := s.enqueue(ctx, tx, v, addr, secret, now); err != nil {
+	if err := s.enqueue(ctx, tx, v, addr, secret, rt, lang, now); err != nil {
 		return err
 	}
 	return s.audit(ctx, tx, vigil.EventVerificationResent, v.IdentityID, v.ID, actor, map[string]string{
@@ -211,10 +225,23 @@ func (s *Service) renew(ctx context.Context, tx vigil.Tx, v *vigil.Verification,
 }
 
 // takeSendBudget counts one send against every cap (destination per 10
-// minutes and per hour, identity, client IP) and refuses when any is
-// exceeded. The counts live in the store, so they hold across replicas; a
-// refusal rolls the transaction back, counts included.
-func (s *Service) takeSendBudget(ctx context.Context, tx vigil.Tx, addr *vigil.Address, identityID, clientIP string, now time.Time) error {
+// minutes and per hour, identity, client IP) and, for an SMS, screens the
+// number and applies the SMS protection. It refuses when any says no. The
+// counts live in the store, so they hold across replicas; a refusal rolls
+// the transaction back, counts included. It returns where an SMS goes.
+func (s *Service) takeSendBudget(ctx context.Context, tx vigil.Tx, addr *vigil.Address, identityID, clientIP string, now time.Time) (route, error) {
+	var r route
+	if addr.Channel == vigil.ChannelSMS {
+		number, err := s.keys.Open(addr.Sealed)
+		if err != nil {
+			return r, fmt.Errorf("open address %s: %w", addr.ID, err)
+		}
+		r = s.routeOf(string(number))
+		if err := s.screen(r); err != nil {
+			s.obs.SMSRefused(r.Country, "number")
+			return r, err
+		}
+	}
 	dest := hex.EncodeToString(addr.Index)
 	limits := []struct {
 		key    string
@@ -234,15 +261,18 @@ func (s *Service) takeSendBudget(ctx context.Context, tx vigil.Tx, addr *vigil.A
 	}
 	for _, l := range limits {
 		if err := s.hit(ctx, tx, l.key, l.window, l.max, now); err != nil {
-			return err
+			return r, err
 		}
 	}
-	return nil
+	if addr.Channel == vigil.ChannelSMS {
+		return r, s.takeSMSBudget(ctx, tx, r, now)
+	}
+	return r, nil
 }
 
 // counterRetention is how long rate counter rows are kept: longer than the
 // longest window, so the store's clean-up never touches a live counter.
-const counterRetention = 2 * time.Hour
+const counterRetention = 25 * time.Hour
 
 // hit counts one event in the fixed window containing now.
 func (s *Service) hit(ctx context.Context, tx vigil.Tx, key string, window time.Duration, limit int, now time.Time) error {
@@ -275,7 +305,7 @@ func (s *Service) checkLock(ctx context.Context, tx vigil.Tx, identityID string,
 }
 
 // enqueue queues the message that delivers secret, in tx.
-func (s *Service) enqueue(ctx context.Context, tx vigil.Tx, v *vigil.Verification, addr *vigil.Address, secret string, now time.Time) error {
+func (s *Service) enqueue(ctx context.Context, tx vigil.Tx, v *vigil.Verification, addr *vigil.Address, secret string, rt route, lang string, now time.Time) error {
 	m := &vigil.Message{
 		ID:              newID(),
 		VerificationID:  v.ID,
@@ -285,6 +315,9 @@ func (s *Service) enqueue(ctx context.Context, tx vigil.Tx, v *vigil.Verificatio
 		RecipientIndex:  addr.Index,
 		RecipientSealed: addr.Sealed,
 		RecipientMasked: addr.Masked,
+		Country:         rt.Country,
+		Prefix:          rt.Prefix,
+		Locale:          lang,
 		SecretSealed:    s.keys.Seal([]byte(secret)),
 		Status:          vigil.MessageQueued,
 		NextAttemptAt:   now,
@@ -306,6 +339,11 @@ func (s *Service) Resend(ctx context.Context, r ResendRequest) error {
 	started := time.Now()
 	defer func() { s.sleep(ctx, s.cfg.ResendFloor-time.Since(started)) }()
 
+	if s.cfg.CaptchaOnResend && r.Anonymous {
+		if err := s.checkCaptcha(ctx, r.Captcha, r.ClientIP); err != nil {
+			return err
+		}
+	}
 	var targets []string
 	switch {
 	case r.ID != "" && r.Address != "":
@@ -351,7 +389,7 @@ func (s *Service) Resend(ctx context.Context, r ResendRequest) error {
 			if err != nil {
 				return fmt.Errorf("read address: %w", err)
 			}
-			return s.renew(ctx, tx, v, addr, r.ClientIP, "user", s.now())
+			return s.renew(ctx, tx, v, addr, r.ClientIP, "user", s.language("", r.AcceptLanguage), s.now())
 		})
 		if vigil.ErrorCode(err) == vigil.EINTERNAL {
 			return fmt.Errorf("resend %s: %w", id, err)
@@ -365,7 +403,9 @@ func (s *Service) Resend(ctx context.Context, r ResendRequest) error {
 
 // CheckCode compares a code with the verification's current secret. The
 // attempt is counted before the comparison, atomically, so no more than
-// max_verification_retries codes are ever compared per secret.
+// max_verification_retries codes are ever compared per secret. A code a
+// provider made (Twilio Verify, EngageLab) is compared by that provider,
+// after the attempt is counted and outside any transaction.
 func (s *Service) CheckCode(ctx context.Context, id, code, clientIP string) (*VerificationView, error) {
 	if !validID(id) {
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
@@ -373,54 +413,33 @@ func (s *Service) CheckCode(ctx context.Context, id, code, clientIP string) (*Ve
 	if !s.codeShape(code) {
 		return nil, vigil.Errorf(vigil.EINVALID, "The code must be %d digits.", s.cfg.CodeLength)
 	}
+	sent, err := lastMessage(ctx, s.store, id)
+	if err != nil {
+		return nil, err
+	}
+	if otp := s.otpOf(sent); otp != nil {
+		return s.checkProviderCode(ctx, id, code, clientIP, sent, otp)
+	}
 	var (
 		outcome error // the answer for the client; the transaction commits anyway
 		view    *VerificationView
 		ch      vigil.Channel
 		result  string
 	)
-	err := s.store.InTx(ctx, func(tx vigil.Tx) error {
+	err = s.store.InTx(ctx, func(tx vigil.Tx) error {
 		outcome, view, result = nil, nil, ""
 		now := s.now()
-		if clientIP != "" {
-			if err := s.hit(ctx, tx, "check:ip:1m:"+s.ipKey(clientIP), time.Minute, s.cfg.CheckPerIP, now); err != nil {
-				return err
-			}
-		}
-		v, err := tx.GetVerification(ctx, id)
-		if errors.Is(err, vigil.ErrNotFound) {
-			return vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
-		}
-		if err != nil {
-			return fmt.Errorf("read verification: %w", err)
-		}
-		ch = v.Channel
-		if v.Method != vigil.MethodCode {
-			return vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
-		}
-		if err := s.checkLock(ctx, tx, v.IdentityID, now); err != nil && v.State != vigil.StateVerified {
-			result = "locked"
+		counted, ref, err := s.countCheck(ctx, tx, id, clientIP, now)
+		if counted == nil {
+			outcome, result = ref.answer, ref.result
 			return err
 		}
-		counted, err := tx.CountAttempt(ctx, id, now)
-		if errors.Is(err, vigil.ErrNotFound) {
-			outcome, result, err = s.whyNotCounted(ctx, tx, v, now)
-			return err
+		ch = counted.Channel
+		if counted.Generation != sentGeneration(sent) {
+			sent = nil // the message read belongs to an older secret
 		}
-		if err != nil {
-			return fmt.Errorf("count attempt: %w", err)
-		}
-		if s.keys.CheckCode(counted.ID, counted.Generation, code, counted.SecretHash) {
-			view, err = s.succeed(ctx, tx, counted, "user", now)
-			if errors.Is(err, errLostRace) {
-				outcome, result = vigil.Errorf(vigil.EUSED, "This code was already used."), "used"
-				return nil
-			}
-			result = "verified"
-			return err
-		}
-		outcome, err = s.fail(ctx, tx, counted, now)
-		result = "wrong_code"
+		match := s.keys.CheckCode(counted.ID, counted.Generation, code, counted.SecretHash)
+		view, outcome, result, err = s.judge(ctx, tx, counted, match, sent, now)
 		return err
 	})
 	if result != "" {
@@ -429,6 +448,149 @@ func (s *Service) CheckCode(ctx context.Context, id, code, clientIP string) (*Ve
 	if err != nil {
 		return nil, err
 	}
+	s.creditVerified(result, sent)
+	return view, outcome
+}
+
+// creditVerified counts a verification for the provider and country of
+// the message that carried its code.
+func (s *Service) creditVerified(result string, sent *vigil.Message) {
+	if result == "verified" && sent != nil {
+		s.obs.Delivery(sent.Channel, sent.Provider, sent.Country, "verified")
+	}
+}
+
+func sentGeneration(m *vigil.Message) int {
+	if m == nil {
+		return -1
+	}
+	return m.Generation
+}
+
+// otpOf returns the provider that made the code m carried, if a provider
+// did.
+func (s *Service) otpOf(m *vigil.Message) vigil.OTPSender {
+	if m == nil || !m.Status.Reached() || m.Provider == "" {
+		return nil
+	}
+	for _, p := range s.chains[m.Channel] {
+		if p.Name == m.Provider && p.OTP != nil {
+			return p.OTP
+		}
+	}
+	return nil
+}
+
+// refusal is why a check ended before any code was compared: the answer
+// for the client and the outcome for metrics.
+type refusal struct {
+	answer error
+	result string
+}
+
+// countCheck is the first half of a check: the per-IP cap, the lock, and
+// the attempt counted. When it returns no verification, the check ends
+// with the refusal (and err for a refusal that rolls back, or an internal
+// failure).
+func (s *Service) countCheck(ctx context.Context, tx vigil.Tx, id, clientIP string, now time.Time) (*vigil.Verification, refusal, error) {
+	if clientIP != "" {
+		if err := s.hit(ctx, tx, "check:ip:1m:"+s.ipKey(clientIP), time.Minute, s.cfg.CheckPerIP, now); err != nil {
+			return nil, refusal{}, err
+		}
+	}
+	v, err := tx.GetVerification(ctx, id)
+	if errors.Is(err, vigil.ErrNotFound) {
+		return nil, refusal{}, vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
+	}
+	if err != nil {
+		return nil, refusal{}, fmt.Errorf("read verification: %w", err)
+	}
+	if v.Method != vigil.MethodCode {
+		return nil, refusal{}, vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
+	}
+	if err := s.checkLock(ctx, tx, v.IdentityID, now); err != nil && v.State != vigil.StateVerified {
+		return nil, refusal{result: "locked"}, err
+	}
+	counted, err := tx.CountAttempt(ctx, id, now)
+	if errors.Is(err, vigil.ErrNotFound) {
+		why, result, err := s.whyNotCounted(ctx, tx, v, now)
+		return nil, refusal{answer: why, result: result}, err
+	}
+	if err != nil {
+		return nil, refusal{}, fmt.Errorf("count attempt: %w", err)
+	}
+	return counted, refusal{}, nil
+}
+
+// judge is the second half of a check: consume on a match, count a
+// failure otherwise.
+func (s *Service) judge(ctx context.Context, tx vigil.Tx, counted *vigil.Verification, match bool, sent *vigil.Message, now time.Time) (*VerificationView, error, string, error) {
+	if match {
+		view, err := s.succeed(ctx, tx, counted, "user", sent, now)
+		if errors.Is(err, errLostRace) {
+			return nil, vigil.Errorf(vigil.EUSED, "This code was already used."), "used", nil
+		}
+		return view, nil, "verified", err
+	}
+	outcome, err := s.fail(ctx, tx, counted, now)
+	return nil, outcome, "wrong_code", err
+}
+
+// checkProviderCode checks a code the provider made: the attempt is
+// counted and committed first, then the provider compares, then the
+// result is recorded. A provider that cannot answer costs the attempt,
+// as a wrong guess would, so that an outage cannot be used to guess for
+// free.
+func (s *Service) checkProviderCode(ctx context.Context, id, code, clientIP string, sent *vigil.Message, otp vigil.OTPSender) (*VerificationView, error) {
+	var (
+		counted *vigil.Verification
+		ref     refusal
+	)
+	err := s.store.InTx(ctx, func(tx vigil.Tx) error {
+		var err error
+		counted, ref, err = s.countCheck(ctx, tx, id, clientIP, s.now())
+		return err
+	})
+	if counted == nil {
+		if ref.result != "" {
+			s.obs.CodeChecked(sent.Channel, ref.result)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return nil, ref.answer
+	}
+	var result string
+	match := false
+	if counted.Generation == sent.Generation {
+		// Otherwise a resend is on its way and the message read is older:
+		// its provider no longer holds the current code.
+		to, err := s.keys.Open(sent.RecipientSealed)
+		if err != nil {
+			return nil, fmt.Errorf("open recipient of %s: %w", sent.ID, err)
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, sendTimeout)
+		match, err = otp.CheckOTP(checkCtx, vigil.OTPCheck{ProviderID: sent.ProviderID, To: string(to), Code: code})
+		cancel()
+		if err != nil {
+			s.log.ErrorContext(ctx, "provider could not check a code", "verification_id", id, "provider", sent.Provider, "error", truncate(err.Error()))
+			return nil, vigil.Errorf(vigil.EUNAVAILABLE, "The code could not be checked right now; try again in a moment.")
+		}
+	}
+	var (
+		view    *VerificationView
+		outcome error
+	)
+	err = s.store.InTx(ctx, func(tx vigil.Tx) error {
+		var err error
+		view, outcome, result, err = s.judge(ctx, tx, counted, match, sent, s.now())
+		return err
+	})
+	s.obs.CodeChecked(counted.Channel, result)
+	if err != nil {
+		return nil, err
+	}
+	s.creditVerified(result, sent)
 	return view, outcome
 }
 
@@ -447,7 +609,9 @@ func (s *Service) codeShape(code string) bool {
 var errLostRace = errors.New("verification consumed concurrently")
 
 // succeed consumes v and marks its address verified.
-func (s *Service) succeed(ctx context.Context, tx vigil.Tx, v *vigil.Verification, actor string, now time.Time) (*VerificationView, error) {
+// sent, when known, is the message that carried the secret: its provider
+// and country are credited with the verification.
+func (s *Service) succeed(ctx context.Context, tx vigil.Tx, v *vigil.Verification, actor string, sent *vigil.Message, now time.Time) (*VerificationView, error) {
 	ok, err := tx.Consume(ctx, v.ID, v.Generation, now)
 	if err != nil {
 		return nil, fmt.Errorf("consume verification: %w", err)
@@ -470,6 +634,11 @@ func (s *Service) succeed(ctx context.Context, tx vigil.Tx, v *vigil.Verificatio
 	if lo.Failures != 0 || lo.Level != 0 {
 		if err := tx.SaveLockout(ctx, &vigil.Lockout{IdentityID: v.IdentityID, UpdatedAt: now}); err != nil {
 			return nil, fmt.Errorf("reset lockout: %w", err)
+		}
+	}
+	if sent != nil && sent.Channel == vigil.ChannelSMS {
+		if err := s.countConversion(ctx, tx, keyConvVerified, route{Country: sent.Country, Prefix: sent.Prefix}, now); err != nil {
+			return nil, err
 		}
 	}
 	v.State, v.VerifiedAt = vigil.StateVerified, &now
@@ -603,14 +772,23 @@ func (s *Service) PeekLink(ctx context.Context, token string) (*LinkInfo, error)
 
 // ConsumeLink consumes a link token, once.
 func (s *Service) ConsumeLink(ctx context.Context, token, clientIP string) (*VerificationView, error) {
-	var out *VerificationView
+	var (
+		out  *VerificationView
+		sent *vigil.Message
+	)
 	err := s.store.InTx(ctx, func(tx vigil.Tx) error {
 		now := s.now()
 		v, err := s.linkVerification(ctx, tx, token, now)
 		if err != nil {
 			return err
 		}
-		out, err = s.succeed(ctx, tx, v, "user", now)
+		if sent, err = lastMessage(ctx, tx, v.ID); err != nil {
+			return err
+		}
+		if sent != nil && sent.Generation != v.Generation {
+			sent = nil
+		}
+		out, err = s.succeed(ctx, tx, v, "user", sent, now)
 		if errors.Is(err, errLostRace) {
 			return vigil.Errorf(vigil.EUSED, "This link was already used.")
 		}
@@ -620,6 +798,7 @@ func (s *Service) ConsumeLink(ctx context.Context, token, clientIP string) (*Ver
 		return nil, err
 	}
 	s.obs.CodeChecked(out.Channel, "verified")
+	s.creditVerified("verified", sent)
 	return out, nil
 }
 
@@ -681,4 +860,38 @@ func view(v *vigil.Verification, a *vigil.Address) *VerificationView {
 		VerifiedAt:   v.VerifiedAt,
 		CreatedAt:    v.CreatedAt,
 	}
+}
+
+// checkCaptcha asks the CAPTCHA service about an anonymous caller's token.
+func (s *Service) checkCaptcha(ctx context.Context, token, clientIP string) error {
+	if token == "" {
+		return vigil.Errorf(vigil.ECAPTCHA, "Complete the CAPTCHA to get a new code.")
+	}
+	if len(token) > 4096 {
+		return vigil.Errorf(vigil.ECAPTCHA, "The CAPTCHA was not accepted; try it again.")
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	ok, err := s.captcha.Verify(checkCtx, token, clientIP)
+	if err != nil {
+		s.log.ErrorContext(ctx, "captcha service did not answer", "error", truncate(err.Error()))
+		return vigil.Errorf(vigil.EUNAVAILABLE, "The CAPTCHA could not be checked right now; try again in a moment.")
+	}
+	if !ok {
+		return vigil.Errorf(vigil.ECAPTCHA, "The CAPTCHA was not accepted; try it again.")
+	}
+	return nil
+}
+
+// lastMessage returns the newest message of a verification, or nil when it
+// has none.
+func lastMessage(ctx context.Context, tx vigil.Tx, verificationID string) (*vigil.Message, error) {
+	ms, err := tx.ListMessages(ctx, vigil.MessageFilter{VerificationID: verificationID, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("read message: %w", err)
+	}
+	if len(ms) == 0 {
+		return nil, nil //nolint:nilnil // a verification with no message yet is a normal answer, not an error
+	}
+	return ms[0], nil
 }

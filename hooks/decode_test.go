@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vigil-auth/vigil"
@@ -26,15 +27,15 @@ func TestDecodeGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, ip, err := decode(b)
+			id, from, err := decode(b)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if id.ID != "9ab7e622-dfe6-4e57-b6df-8a9eb1bc23d9" || !id.Active || len(id.Addresses) != tc.addrs {
 				t.Fatalf("decoded %+v", id)
 			}
-			if ip != tc.ip {
-				t.Fatalf("ip %q, want %q", ip, tc.ip)
+			if from.ClientIP != tc.ip {
+				t.Fatalf("ip %q, want %q", from.ClientIP, tc.ip)
 			}
 			if id.Addresses[0].Channel != vigil.ChannelEmail || id.Addresses[1].Channel != vigil.ChannelSMS {
 				t.Fatalf("addresses %+v", id.Addresses)
@@ -55,10 +56,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"identity":null}`))
 	f.Add([]byte(`{"identity":{"id":"00000000-0000-0000-0000-000000000000"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		id, ip, err := decode(body)
+		id, from, err := decode(body)
 		if err != nil {
 			return
 		}
+		ip := from.ClientIP
 		if !validUUID(id.ID) || id.ID == nilUUID {
 			t.Fatalf("accepted identity id %q", id.ID)
 		}
@@ -71,4 +73,51 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted client ip %q", ip)
 		}
 	})
+}
+
+func TestDecodeLanguage(t *testing.T) {
+	t.Parallel()
+	const id = `"id":"9ab7e622-dfe6-4e57-b6df-8a9eb1bc23d9"`
+	for _, tc := range []struct{ name, identity, want string }{
+		{"traits locale", `{` + id + `,"traits":{"locale":"de-AT","lang":"fr"}}`, "de-AT"},
+		{"traits lang", `{` + id + `,"traits":{"lang":"fr"}}`, "fr"},
+		{"metadata when traits say nothing", `{` + id + `,"traits":{"email":"a@example.com"},"metadata_public":{"locale":"es"}}`, "es"},
+		{"traits win over metadata", `{` + id + `,"traits":{"lang":"fr"},"metadata_public":{"locale":"es"}}`, "fr"},
+		{"none", `{` + id + `}`, ""},
+		{"a locale trait that is no string is ignored", `{` + id + `,"traits":{"locale":{"region":"AT"},"lang":"de"}}`, "de"},
+		{"not a language tag", `{` + id + `,"traits":{"locale":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, _, err := decode([]byte(`{"identity":` + tc.identity + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Locale != tc.want {
+				t.Fatalf("locale %q, want %q", got.Locale, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeAcceptLanguage(t *testing.T) {
+	t.Parallel()
+	const identity = `{"identity":{"id":"9ab7e622-dfe6-4e57-b6df-8a9eb1bc23d9"}`
+	for _, tc := range []struct{ name, headers, want string }{
+		{"as Kratos sends it", `{"Accept-Language":["de-AT,de;q=0.9,en;q=0.5"],"User-Agent":["x"]}`, "de-AT,de;q=0.9,en;q=0.5"},
+		{"any case", `{"accept-language":["fr"]}`, "fr"},
+		{"not allowlisted at Kratos", `{"Accept":["application/json"]}`, ""},
+		{"absurdly long", `{"Accept-Language":["` + strings.Repeat("a", 300) + `"]}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, from, err := decode([]byte(identity + `,"request_headers":` + tc.headers + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if from.AcceptLanguage != tc.want {
+				t.Fatalf("accept-language %q, want %q", from.AcceptLanguage, tc.want)
+			}
+		})
+	}
 }

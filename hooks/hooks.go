@@ -66,15 +66,19 @@ type answer struct {
 	body   []byte
 }
 
-type hookFunc func(ctx context.Context, id vigil.Identity, clientIP, trigger string) (answer, error)
+type hookFunc func(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error)
 
 // serve wraps a hook: authenticate, cap and decode the body, run the hook
 // once per trigger id under a deadline, write the answer.
 func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		log := h.cfg.Logger.With("hook", name, "trigger_id", r.Header.Get("Ory-Webhook-Trigger-Id"))
+		// The logger is built only for a call that has something to say:
+		// the allow path of the gate is hot.
+		log := func() *slog.Logger {
+			return h.cfg.Logger.With("hook", name, "trigger_id", r.Header.Get("Ory-Webhook-Trigger-Id"))
+		}
 		if !h.authenticated(r) {
-			log.WarnContext(r.Context(), "hook call without a valid key")
+			log().WarnContext(r.Context(), "hook call without a valid key")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-hooks"`)
 			write(w, http.StatusUnauthorized, []byte(`{"error":{"code":"unauthorized","message":"Missing or wrong hook key."}}`))
 			return
@@ -88,17 +92,17 @@ func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 			write(w, http.StatusBadRequest, messagesBody(badRequestMessage("body could not be read")))
 			return
 		}
-		id, ip, err := decode(body)
+		id, from, err := decode(body)
 		if err != nil {
-			log.WarnContext(r.Context(), "hook body refused", "error", err)
+			log().WarnContext(r.Context(), "hook body refused", "error", err)
 			write(w, http.StatusBadRequest, messagesBody(badRequestMessage(err.Error())))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 		defer cancel()
-		a, err := fn(ctx, id, ip, r.Header.Get("Ory-Webhook-Trigger-Id"))
+		a, err := fn(ctx, id, from, r.Header.Get("Ory-Webhook-Trigger-Id"))
 		if err != nil {
-			log.ErrorContext(r.Context(), "hook failed", "identity_id", id.ID, "error", err)
+			log().ErrorContext(r.Context(), "hook failed", "identity_id", id.ID, "error", err)
 			if name == "login" {
 				// A decision must never be a 5xx: Kratos would retry and
 				// then show nothing. Fail closed with a message instead.
@@ -163,8 +167,8 @@ var allow = answer{status: http.StatusNoContent}
 // the trigger: answering a retry again costs nothing and changes nothing.
 // A block is kept per trigger, so a retry gets the very same message; the
 // gate would reuse the challenge anyway while it is valid.
-func (h *Handler) login(ctx context.Context, id vigil.Identity, ip, trigger string) (answer, error) {
-	d, err := h.svc.Gate(ctx, flows.LoginRequest{Identity: id, ClientIP: ip})
+func (h *Handler) login(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error) {
+	d, err := h.svc.Gate(ctx, flows.LoginRequest{Identity: id, Origin: from})
 	if err != nil {
 		return answer{}, err
 	}
@@ -176,14 +180,14 @@ func (h *Handler) login(ctx context.Context, id vigil.Identity, ip, trigger stri
 	})
 }
 
-func (h *Handler) registration(ctx context.Context, id vigil.Identity, ip, trigger string) (answer, error) {
-	return h.once(ctx, trigger, "registration", func() (answer, error) { return allow, h.svc.Registered(ctx, id, ip) })
+func (h *Handler) registration(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "registration", func() (answer, error) { return allow, h.svc.Registered(ctx, id, from) })
 }
 
-func (h *Handler) settings(ctx context.Context, id vigil.Identity, ip, trigger string) (answer, error) {
-	return h.once(ctx, trigger, "settings", func() (answer, error) { return allow, h.svc.SettingsChanged(ctx, id, ip) })
+func (h *Handler) settings(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "settings", func() (answer, error) { return allow, h.svc.SettingsChanged(ctx, id, from) })
 }
 
-func (h *Handler) verification(ctx context.Context, id vigil.Identity, _, trigger string) (answer, error) {
+func (h *Handler) verification(ctx context.Context, id vigil.Identity, _ flows.Origin, trigger string) (answer, error) {
 	return h.once(ctx, trigger, "verification", func() (answer, error) { return allow, h.svc.KratosVerified(ctx, id) })
 }

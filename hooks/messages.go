@@ -18,6 +18,7 @@ const (
 	MsgRateLimited          = 4070005
 	MsgUnavailable          = 4070006
 	MsgBadRequest           = 4070007
+	MsgUndeliverable        = 4070008
 )
 
 // message is one entry of Kratos' "messages" answer.
@@ -68,6 +69,16 @@ func blockMessage(d *flows.Decision) message {
 	case flows.ReasonVerificationRequired:
 		m.ID = MsgVerificationRequired
 		m.Text = fmt.Sprintf("Confirm your %s: enter the code we sent to %s.", channelWords[string(d.Channel)], d.Destination)
+		if d.FallbackFrom != "" {
+			ctx["fallback_from_channel"] = string(d.FallbackFrom)
+			ctx["fallback_from_destination"] = d.FallbackDestination
+			m.Text = fmt.Sprintf("We could not send a code to your %s %s, so we sent one to your %s %s. Enter it to confirm your account.",
+				channelWords[string(d.FallbackFrom)], d.FallbackDestination, channelWords[string(d.Channel)], d.Destination)
+		}
+	case flows.ReasonUndeliverable:
+		m.ID = MsgUndeliverable
+		m.Text = fmt.Sprintf("We cannot send a code to your %s %s. Add another email address or phone number to your account, or contact support.",
+			channelWords[string(d.Channel)], d.Destination)
 	case flows.ReasonNoAddress:
 		m.ID = MsgNoAddress
 		m.Text = "Your account has no email address or phone number that can be verified. Please contact support."

@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigil-auth/vigil"
+	"github.com/vigil-auth/vigil/flows"
 )
 
 // payload is what the hook bodies carry: a subset of Kratos' Jsonnet ctx
@@ -16,11 +16,10 @@ import (
 // that sends the whole ctx decode.
 type payload struct {
 	Identity *struct {
-		ID     string `json:"id"`
-		State  string `json:"state"`
-		Traits *struct {
-			Locale string `json:"locale"`
-		} `json:"traits"`
+		ID                  string        `json:"id"`
+		State               string        `json:"state"`
+		Traits              *languageHint `json:"traits"`
+		MetadataPublic      *languageHint `json:"metadata_public"`
 		VerifiableAddresses []struct {
 			Value    string `json:"value"`
 			Via      string `json:"via"`
@@ -31,7 +30,11 @@ type payload struct {
 		ID   string `json:"id"`
 		Type string `json:"type"`
 	} `json:"flow"`
-	Session *struct {
+	// RequestHeaders are the headers of the person's request, as far as
+	// Kratos' clients.web_hook.header_allowlist lets them through
+	// (Accept-Language is on its default list).
+	RequestHeaders map[string][]string `json:"request_headers"`
+	Session        *struct {
 		Devices []struct {
 			IPAddress string `json:"ip_address"`
 			UserAgent string `json:"user_agent"`
@@ -39,33 +42,57 @@ type payload struct {
 	} `json:"session"`
 }
 
+// languageHint is where an identity may say which language it reads:
+// traits or public metadata, as locale or lang.
+// The fields are any: a schema whose locale trait is not a string must
+// not make the body unreadable; such a value is ignored.
+type languageHint struct {
+	Locale any `json:"locale"`
+	Lang   any `json:"lang"`
+}
+
+func (h *languageHint) get() string {
+	if h == nil {
+		return ""
+	}
+	if s, ok := h.Locale.(string); ok && s != "" {
+		return s
+	}
+	s, _ := h.Lang.(string)
+	return s
+}
+
 const nilUUID = "00000000-0000-0000-0000-000000000000"
 
 var errPreIdentity = errors.New("the identity has no id yet: run this hook after the identity is stored (no response.parse on registration hooks)")
 
-// decode reads a hook body into the identity it is about and the client IP,
-// if the body carries a session.
-func decode(body []byte) (vigil.Identity, string, error) {
+// decode reads a hook body into the identity it is about and what it says
+// of the person's request: the client IP, if the body carries a session,
+// and the Accept-Language header, if it carries the request's headers.
+func decode(body []byte) (vigil.Identity, flows.Origin, error) {
 	var p payload
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&p); err != nil {
-		return vigil.Identity{}, "", fmt.Errorf("body is not the expected JSON object: %w", err)
-	}
-	if dec.More() {
-		return vigil.Identity{}, "", errors.New("body has data after the JSON object")
+	// Unmarshal, not a Decoder: it reads the body in place (a Decoder
+	// copies it into its own buffer first) and refuses data after the
+	// object.
+	if err := json.Unmarshal(body, &p); err != nil {
+		return vigil.Identity{}, flows.Origin{}, fmt.Errorf("body is not the expected JSON object: %w", err)
 	}
 	if p.Identity == nil {
-		return vigil.Identity{}, "", errors.New("body has no identity")
+		return vigil.Identity{}, flows.Origin{}, errors.New("body has no identity")
 	}
 	if p.Identity.ID == nilUUID {
-		return vigil.Identity{}, "", errPreIdentity
+		return vigil.Identity{}, flows.Origin{}, errPreIdentity
 	}
 	if !validUUID(p.Identity.ID) {
-		return vigil.Identity{}, "", errors.New("identity.id is not a UUID")
+		return vigil.Identity{}, flows.Origin{}, errors.New("identity.id is not a UUID")
 	}
 	id := vigil.Identity{ID: p.Identity.ID, Active: p.Identity.State != "inactive"}
-	if p.Identity.Traits != nil {
-		id.Locale = p.Identity.Traits.Locale
+	id.Locale = p.Identity.Traits.get()
+	if id.Locale == "" {
+		id.Locale = p.Identity.MetadataPublic.get()
+	}
+	if len(id.Locale) > 35 {
+		id.Locale = "" // not a language tag; the default will do
 	}
 	for _, a := range p.Identity.VerifiableAddresses {
 		ch := vigil.Channel(a.Via)
@@ -74,11 +101,16 @@ func decode(body []byte) (vigil.Identity, string, error) {
 		}
 		id.Addresses = append(id.Addresses, vigil.IdentityAddress{Channel: ch, Value: a.Value, Verified: a.Verified})
 	}
-	var ip string
+	var from flows.Origin
 	if p.Session != nil && len(p.Session.Devices) > 0 {
-		ip = hostOnly(p.Session.Devices[0].IPAddress)
+		from.ClientIP = hostOnly(p.Session.Devices[0].IPAddress)
 	}
-	return id, ip, nil
+	for name, values := range p.RequestHeaders {
+		if strings.EqualFold(name, "Accept-Language") && len(values) > 0 && len(values[0]) <= 256 {
+			from.AcceptLanguage = values[0]
+		}
+	}
+	return id, from, nil
 }
 
 // hostOnly drops the port Kratos may append to a device's address

@@ -122,8 +122,15 @@ func New(cfg Config) (*Sender, error) {
 		s.header.Set(k, v)
 	}
 	if s.client == nil {
+		// Deliveries run many at once: keep a connection per worker (the
+		// default transport keeps two per host).
 		s.client = &http.Client{
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+			pooled := tr.Clone()
+			pooled.MaxIdleConnsPerHost = 64
+			s.client.Transport = pooled
 		}
 	}
 	return s, nil

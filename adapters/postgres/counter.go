@@ -97,3 +97,13 @@ func (c *conn) Hit(ctx context.Context, key string, window, expire time.Time) (i
 	}
 	return n, nil
 }
+
+func (c *conn) SumHits(ctx context.Context, key string, since time.Time) (int, error) {
+	var n int
+	err := c.db.QueryRow(ctx, `SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE key = $1 AND window_start >= $2`,
+		key, since).Scan(&n)
+	if err != nil {
+		return 0, dbErr(err, "sum rate counter")
+	}
+	return n, nil
+}

@@ -79,7 +79,9 @@ func (promptInsert) InsertMany(ctx context.Context, params []*rivertype.JobInser
 // QueueOptions tune the workers. Zero values take the defaults.
 type QueueOptions struct {
 	// Workers is how many deliveries run at once in this process, and
-	// apart from them how many other jobs; default 10.
+	// apart from them how many other jobs; default 64. A delivery mostly
+	// waits for its provider, so many workers share the pool's few
+	// connections well (docs/benchmarks.md).
 	Workers int
 	// JobTimeout cancels one delivery's or job's context; default 30 s.
 	JobTimeout time.Duration
@@ -97,7 +99,7 @@ type QueueOptions struct {
 
 func (o QueueOptions) withDefaults() QueueOptions {
 	if o.Workers <= 0 {
-		o.Workers = 10
+		o.Workers = 64
 	}
 	o.JobTimeout = cmpOr(o.JobTimeout, 30*time.Second)
 	o.RescueAfter = cmpOr(o.RescueAfter, time.Minute)

@@ -82,3 +82,13 @@ func (t *tx) Hit(ctx context.Context, key string, window time.Time, expire time.
 	}
 	return n, nil
 }
+
+func (t *tx) SumHits(ctx context.Context, key string, since time.Time) (int, error) {
+	var n int
+	err := t.q.QueryRowContext(ctx, `SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE key = ? AND window_start >= ?`,
+		key, ts(since)).Scan(&n)
+	if err != nil {
+		return 0, dbErr(err, "sum rate counter")
+	}
+	return n, nil
+}

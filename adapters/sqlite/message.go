@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 
 const messageCols = `id, verification_id, identity_id, channel, generation, recipient_index, recipient_sealed,
 	recipient_masked, secret_sealed, body_sealed, status, attempts, last_error, provider, provider_id,
-	next_attempt_at, expires_at, sent_at, created_at, updated_at`
+	next_attempt_at, expires_at, sent_at, created_at, updated_at, country, prefix, locale`
 
 func scanMessage(row scanner) (*vigil.Message, error) {
 	var (
@@ -24,7 +25,8 @@ func scanMessage(row scanner) (*vigil.Message, error) {
 	)
 	if err := row.Scan(&m.ID, &m.VerificationID, &m.IdentityID, &channel, &m.Generation, &m.RecipientIndex,
 		&m.RecipientSealed, &m.RecipientMasked, &m.SecretSealed, &m.BodySealed, &status, &m.Attempts,
-		&m.LastError, &m.Provider, &m.ProviderID, &next, &expires, &sent, &created, &updated); err != nil {
+		&m.LastError, &m.Provider, &m.ProviderID, &next, &expires, &sent, &created, &updated,
+		&m.Country, &m.Prefix, &m.Locale); err != nil {
 		return nil, err
 	}
 	m.Channel = vigil.Channel(channel)
@@ -64,10 +66,11 @@ func (t *tx) InsertMessage(ctx context.Context, m *vigil.Message) error {
 		runAt = ts(m.NextAttemptAt)
 	}
 	_, err := t.q.ExecContext(ctx, `INSERT INTO messages (`+messageCols+`, job_run_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.VerificationID, m.IdentityID, string(m.Channel), m.Generation, m.RecipientIndex, m.RecipientSealed,
 		m.RecipientMasked, m.SecretSealed, m.BodySealed, string(m.Status), m.Attempts, m.LastError, m.Provider,
-		m.ProviderID, ts(m.NextAttemptAt), ts(m.ExpiresAt), tsPtr(m.SentAt), ts(m.CreatedAt), ts(m.UpdatedAt), runAt)
+		m.ProviderID, ts(m.NextAttemptAt), ts(m.ExpiresAt), tsPtr(m.SentAt), ts(m.CreatedAt), ts(m.UpdatedAt),
+		m.Country, m.Prefix, m.Locale, runAt)
 	if err != nil {
 		return dbErr(err, "insert message %s", m.ID)
 	}
@@ -109,6 +112,10 @@ func (t *tx) ListMessages(ctx context.Context, f vigil.MessageFilter) ([]*vigil.
 		where = append(where, "identity_id = ?")
 		args = append(args, f.IdentityID)
 	}
+	if f.VerificationID != "" {
+		where = append(where, "verification_id = ?")
+		args = append(args, f.VerificationID)
+	}
 	if len(f.RecipientIndexes) > 0 {
 		where = append(where, "recipient_index IN ("+placeholders(len(f.RecipientIndexes))+")")
 		for _, ix := range f.RecipientIndexes {
@@ -141,12 +148,39 @@ func (t *tx) ListMessages(ctx context.Context, f vigil.MessageFilter) ([]*vigil.
 	return out, nil
 }
 
+func (t *tx) FindMessageByProvider(ctx context.Context, provider, providerID string) (*vigil.Message, error) {
+	if providerID == "" {
+		return nil, fmt.Errorf("find message by provider id: %w", vigil.ErrNotFound)
+	}
+	m, err := scanMessage(t.q.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages
+		WHERE provider = ? AND provider_id = ? AND provider_id <> ''
+		ORDER BY created_at DESC LIMIT 1`, provider, providerID))
+	if err != nil {
+		return nil, dbErr(err, "find message by provider id")
+	}
+	return m, nil
+}
+
+func (t *tx) AdvanceMessage(ctx context.Context, id string, from, to vigil.MessageStatus, errText string, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE messages SET status = ?,
+		last_error = CASE WHEN ? = '' THEN last_error ELSE ? END, updated_at = ?
+		WHERE id = ? AND status = ?`, string(to), errText, errText, ts(now), id, string(from))
+	if err != nil {
+		return false, dbErr(err, "advance message %s", id)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, dbErr(err, "advance message %s", id)
+	}
+	return n == 1, nil
+}
+
 func (t *tx) InsertMessageAttempt(ctx context.Context, a *vigil.MessageAttempt) error {
 	if a.At.IsZero() {
 		a.At = t.s.now()
 	}
-	_, err := t.q.ExecContext(ctx, `INSERT INTO message_attempts (message_id, attempt, at, outcome, error, duration_ns)
-		VALUES (?, ?, ?, ?, ?, ?)`, a.MessageID, a.Attempt, ts(a.At), a.Outcome, a.Error, int64(a.Duration))
+	_, err := t.q.ExecContext(ctx, `INSERT INTO message_attempts (message_id, attempt, at, outcome, error, duration_ns, provider)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.MessageID, a.Attempt, ts(a.At), a.Outcome, a.Error, int64(a.Duration), a.Provider)
 	if err != nil {
 		return dbErr(err, "insert attempt %d of message %s", a.Attempt, a.MessageID)
 	}
@@ -154,7 +188,7 @@ func (t *tx) InsertMessageAttempt(ctx context.Context, a *vigil.MessageAttempt) 
 }
 
 func (t *tx) ListMessageAttempts(ctx context.Context, messageID string) ([]*vigil.MessageAttempt, error) {
-	rows, err := t.q.QueryContext(ctx, `SELECT message_id, attempt, at, outcome, error, duration_ns
+	rows, err := t.q.QueryContext(ctx, `SELECT message_id, attempt, at, outcome, error, duration_ns, provider
 		FROM message_attempts WHERE message_id = ? ORDER BY attempt`, messageID)
 	if err != nil {
 		return nil, dbErr(err, "list attempts of message %s", messageID)
@@ -166,7 +200,7 @@ func (t *tx) ListMessageAttempts(ctx context.Context, messageID string) ([]*vigi
 			a      vigil.MessageAttempt
 			at, ns int64
 		)
-		if err := rows.Scan(&a.MessageID, &a.Attempt, &at, &a.Outcome, &a.Error, &ns); err != nil {
+		if err := rows.Scan(&a.MessageID, &a.Attempt, &at, &a.Outcome, &a.Error, &ns, &a.Provider); err != nil {
 			return nil, dbErr(err, "list attempts of message %s", messageID)
 		}
 		a.At = fromTS(at)
@@ -189,3 +223,7 @@ func listLimit(n int) int {
 	}
 	return n
 }
+
+// RelaxDurability does nothing: the one writer's synchronous setting is the
+// connection's, and a commit on SQLite costs one fsync of the WAL at most.
+func (t *tx) RelaxDurability(context.Context) error { return nil }

@@ -14,7 +14,8 @@ import (
 // QueueOptions tune a Queue. The zero value is usable.
 type QueueOptions struct {
 	// Workers is how many messages are delivered at once, and apart from
-	// them how many other jobs run at once. Default 4.
+	// them how many other jobs run at once. Default 16: a delivery mostly
+	// waits for its provider, not for the one writer.
 	Workers int
 	// PollInterval is how often the queue looks for due jobs when nothing
 	// woke it: scheduled retries, expired leases, and jobs committed by
@@ -47,7 +48,7 @@ type Queue struct {
 // time.
 func (s *Store) Queue(opts QueueOptions) vigil.Queue {
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = 16
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 200 * time.Millisecond

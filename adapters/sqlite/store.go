@@ -110,6 +110,20 @@ func (s *Store) ListMessages(ctx context.Context, f vigil.MessageFilter) ([]*vig
 	return s.read().ListMessages(ctx, f)
 }
 
+func (s *Store) FindMessageByProvider(ctx context.Context, provider, providerID string) (*vigil.Message, error) {
+	return s.read().FindMessageByProvider(ctx, provider, providerID)
+}
+
+func (s *Store) AdvanceMessage(ctx context.Context, id string, from, to vigil.MessageStatus, errText string, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.AdvanceMessage(ctx, id, from, to, errText, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) RelaxDurability(context.Context) error { return nil }
+
 func (s *Store) InsertMessageAttempt(ctx context.Context, a *vigil.MessageAttempt) error {
 	return s.write(ctx, func(t *tx) error { return t.InsertMessageAttempt(ctx, a) })
 }
@@ -152,6 +166,10 @@ func (s *Store) Hit(ctx context.Context, key string, window time.Time, expire ti
 		return err
 	})
 	return n, err
+}
+
+func (s *Store) SumHits(ctx context.Context, key string, since time.Time) (int, error) {
+	return s.read().SumHits(ctx, key, since)
 }
 
 func (s *Store) AppendAudit(ctx context.Context, e *vigil.AuditEvent, seal vigil.SealFunc) error {

@@ -88,6 +88,7 @@ variables. Start locally with: vigil serve --dev`,
 		c.migrateCmd(),
 		c.versionCmd(),
 		c.verificationsCmd(),
+		c.templatesCmd(),
 	)
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -261,4 +262,31 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestCLITemplates(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "templates")
+	out, errOut, code := runCLI(t, nil, "templates", "export", dir)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "wrote 96 templates")
+	require.FileExists(t, filepath.Join(dir, "de", "verification_code.sms.tmpl"))
+
+	_, errOut, code = runCLI(t, nil, "templates", "export", dir)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "exists")
+
+	out, errOut, code = runCLI(t, nil, "templates", "check", dir)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "ok: languages [de en es fr], default en")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "de", "login_code.sms.tmpl"), []byte("Code {{.Nope}}"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "es", "login_code.txt.tmpl"), []byte("{{if .Code}"), 0o600))
+	_, errOut, code = runCLI(t, nil, "templates", "check", dir)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "unknown field Nope")
+	require.Contains(t, errOut, "es/login_code.txt.tmpl", "every problem at once")
+
+	_, errOut, code = runCLI(t, nil, "templates")
+	require.Equal(t, 2, code, errOut)
 }

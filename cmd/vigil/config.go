@@ -16,9 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-auth/vigil"
-	"github.com/vigil-auth/vigil/adapters/httpsms"
-	"github.com/vigil-auth/vigil/adapters/smtp"
 	"github.com/vigil-auth/vigil/flows"
+	"github.com/vigil-auth/vigil/flows/templates"
 )
 
 // Config is vigil.yml. Every leaf option can also be set through the
@@ -33,6 +32,8 @@ type Config struct {
 	Kratos       KratosConfig       `yaml:"kratos"`
 	Verification VerificationConfig `yaml:"verification"`
 	Delivery     DeliveryConfig     `yaml:"delivery"`
+	Templates    TemplatesConfig    `yaml:"templates"`
+	Captcha      CaptchaConfig      `yaml:"captcha"`
 	Log          LogConfig          `yaml:"log"`
 	Database     DatabaseConfig     `yaml:"database"`
 
@@ -104,11 +105,25 @@ type LockoutConfig struct {
 type DeliveryConfig struct {
 	Email EmailDeliveryConfig `yaml:"email"`
 	SMS   SMSDeliveryConfig   `yaml:"sms"`
+	Queue QueueConfig         `yaml:"queue"`
+}
+
+// QueueConfig tunes the durable delivery queue of this process.
+type QueueConfig struct {
+	// Workers is how many deliveries run at once; 0 is the store's
+	// default (64 on PostgreSQL, 16 on SQLite).
+	Workers int `yaml:"workers"`
+	// RescueAfter is how long a delivery claimed by a process that died
+	// waits before another process (or the restarted one) takes it over.
+	RescueAfter time.Duration `yaml:"rescue_after"`
 }
 
 type EmailDeliveryConfig struct {
-	Provider string     `yaml:"provider"` // console | smtp
-	SMTP     SMTPConfig `yaml:"smtp"`
+	// Provider is one provider; Providers, when set, a chain of them
+	// tried in order (a transient failure passes the message on).
+	Provider  string     `yaml:"provider"` // console | smtp
+	Providers []string   `yaml:"providers"`
+	SMTP      SMTPConfig `yaml:"smtp"`
 }
 
 type SMTPConfig struct {
@@ -117,14 +132,84 @@ type SMTPConfig struct {
 }
 
 type SMSDeliveryConfig struct {
-	Provider string        `yaml:"provider"` // console | http
-	HTTP     HTTPSMSConfig `yaml:"http"`
+	// Provider is one provider; Providers, when set, a chain of them.
+	Provider   string              `yaml:"provider"` // console | http | twilio | twilio_whatsapp | twilio_verify | engagelab
+	Providers  []string            `yaml:"providers"`
+	HTTP       HTTPSMSConfig       `yaml:"http"`
+	Twilio     TwilioConfig        `yaml:"twilio"`
+	EngageLab  EngageLabConfig     `yaml:"engagelab"`
+	Protection SMSProtectionConfig `yaml:"protection"`
 }
 
 type HTTPSMSConfig struct {
 	URL         string            `yaml:"url"`
 	Headers     map[string]string `yaml:"headers"`
 	BearerToken string            `yaml:"bearer_token"`
+}
+
+// TwilioConfig serves the twilio (Programmable Messaging SMS),
+// twilio_whatsapp and twilio_verify providers.
+type TwilioConfig struct {
+	AccountSID   string `yaml:"account_sid"`
+	AuthToken    string `yaml:"auth_token"`
+	APIKeySID    string `yaml:"api_key_sid"`
+	APIKeySecret string `yaml:"api_key_secret"`
+	// From or MessagingServiceSID send SMS; WhatsAppFrom sends WhatsApp.
+	From                string `yaml:"from"`
+	MessagingServiceSID string `yaml:"messaging_service_sid"`
+	WhatsAppFrom        string `yaml:"whatsapp_from"`
+	// VerifyServiceSID is the Twilio Verify service of twilio_verify.
+	VerifyServiceSID string `yaml:"verify_service_sid"`
+	// StatusCallbacks asks Twilio for delivery reports at
+	// serve.public.base_url + /callbacks/twilio/status; it needs
+	// auth_token, which signs them.
+	StatusCallbacks bool   `yaml:"status_callbacks"`
+	BaseURL         string `yaml:"base_url"`
+	VerifyBaseURL   string `yaml:"verify_base_url"`
+}
+
+type EngageLabConfig struct {
+	DevKey     string `yaml:"dev_key"`
+	DevSecret  string `yaml:"dev_secret"`
+	TemplateID string `yaml:"template_id"`
+	Language   string `yaml:"language"`
+	BaseURL    string `yaml:"base_url"`
+}
+
+// SMSProtectionConfig is flows.SMSProtection in vigil.yml.
+type SMSProtectionConfig struct {
+	AllowedCountries   []string         `yaml:"allowed_countries"`
+	AllowedNumberTypes []string         `yaml:"allowed_number_types"`
+	PrefixDigits       int              `yaml:"prefix_digits"`
+	PrefixPerHour      int              `yaml:"prefix_per_hour"`
+	GlobalPerHour      int              `yaml:"global_per_hour"`
+	Conversion         ConversionConfig `yaml:"conversion"`
+}
+
+type ConversionConfig struct {
+	Window    time.Duration `yaml:"window"`
+	MinSent   int           `yaml:"min_sent"`
+	Threshold float64       `yaml:"threshold"`
+	Throttle  bool          `yaml:"throttle"`
+}
+
+// TemplatesConfig says where message templates come from.
+type TemplatesConfig struct {
+	// Dir overrides built-in templates file by file; empty uses the
+	// built-in ones.
+	Dir             string `yaml:"dir"`
+	DefaultLanguage string `yaml:"default_language"`
+	// Product is the name messages sign with; empty leaves it out.
+	Product string `yaml:"product"`
+}
+
+// CaptchaConfig asks callers without a session for a CAPTCHA before a
+// resend.
+type CaptchaConfig struct {
+	Provider string `yaml:"provider"` // "" (off) | turnstile | hcaptcha
+	Secret   string `yaml:"secret"`
+	SiteKey  string `yaml:"site_key"`
+	URL      string `yaml:"url"`
 }
 
 type LogConfig struct {
@@ -151,9 +236,13 @@ const defaultDSN = "sqlite://vigil.db"
 const (
 	localhost = "127.0.0.1"
 
-	providerConsole = "console"
-	providerSMTP    = "smtp"
-	providerHTTP    = "http"
+	providerConsole        = "console"
+	providerSMTP           = "smtp"
+	providerHTTP           = "http"
+	providerTwilio         = "twilio"
+	providerTwilioWhatsApp = "twilio_whatsapp"
+	providerTwilioVerify   = "twilio_verify"
+	providerEngageLab      = "engagelab"
 
 	schemeSQLite     = "sqlite"
 	schemePostgres   = "postgres"
@@ -208,10 +297,17 @@ func DefaultConfig() Config {
 		Kratos: KratosConfig{Timeout: 5 * time.Second},
 		Delivery: DeliveryConfig{
 			Email: EmailDeliveryConfig{Provider: providerConsole},
-			SMS:   SMSDeliveryConfig{Provider: providerConsole},
+			Queue: QueueConfig{RescueAfter: time.Minute},
+			SMS: SMSDeliveryConfig{Provider: providerConsole, Protection: SMSProtectionConfig{
+				AllowedNumberTypes: []string{flows.PhoneTypeMobile, flows.PhoneTypeFixedOrMobile},
+				PrefixDigits:       6,
+				PrefixPerHour:      60,
+				Conversion:         ConversionConfig{Window: time.Hour, MinSent: 20, Threshold: 0.2, Throttle: true},
+			}},
 		},
-		Log:      LogConfig{Level: "info"},
-		Database: DatabaseConfig{MaxConns: 10},
+		Templates: TemplatesConfig{DefaultLanguage: templates.DefaultLanguage},
+		Log:       LogConfig{Level: "info"},
+		Database:  DatabaseConfig{MaxConns: 10},
 	}
 }
 
@@ -585,6 +681,12 @@ func setFromString(v reflect.Value, raw string) error {
 			return fmt.Errorf("%q is not an integer", raw)
 		}
 		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", raw)
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		var list []string
 		for item := range strings.SplitSeq(s, ",") {
@@ -716,53 +818,7 @@ func (c *Config) Validate() error {
 		ps.addf("kratos.timeout", "must be positive and at most 25s (Kratos gives a hook 30s in all), got %s", c.Kratos.Timeout)
 	}
 
-	switch c.Delivery.Email.Provider {
-	case providerConsole:
-	case providerSMTP:
-		sm := c.Delivery.Email.SMTP
-		if sm.URL == "" {
-			ps.addf("delivery.email.smtp.url", "required when delivery.email.provider is smtp (smtp://user:pass@host:587 or smtps://user:pass@host:465)")
-		}
-		if sm.From == "" {
-			ps.addf("delivery.email.smtp.from", "required when delivery.email.provider is smtp")
-		}
-		if sm.URL != "" && sm.From != "" {
-			// The provider's own checks, so that what start-up would
-			// refuse is reported here, at its option.
-			if _, err := smtp.New(smtp.Config{URL: sm.URL, From: sm.From}); err != nil {
-				msg := strings.TrimPrefix(err.Error(), "smtp: ")
-				path := "delivery.email.smtp.url"
-				if strings.HasPrefix(msg, "From") {
-					path = "delivery.email.smtp.from"
-				}
-				ps.addf(path, "%s", msg)
-			}
-		}
-	default:
-		ps.addf("delivery.email.provider", "must be console or smtp, got %q", c.Delivery.Email.Provider)
-	}
-	switch c.Delivery.SMS.Provider {
-	case providerConsole:
-	case providerHTTP:
-		h := c.Delivery.SMS.HTTP
-		switch {
-		case h.URL == "":
-			ps.addf("delivery.sms.http.url", "required when delivery.sms.provider is http")
-		case !isHTTPURL(h.URL):
-			ps.addf("delivery.sms.http.url", "must be an absolute http:// or https:// URL")
-		default:
-			if _, err := httpsms.New(httpsms.Config{URL: h.URL, Headers: h.Headers, BearerToken: h.BearerToken}); err != nil {
-				msg := strings.TrimPrefix(err.Error(), "httpsms: ")
-				path := "delivery.sms.http"
-				if strings.Contains(msg, "header") {
-					path = "delivery.sms.http.headers"
-				}
-				ps.addf(path, "%s", msg)
-			}
-		}
-	default:
-		ps.addf("delivery.sms.provider", "must be console or http, got %q", c.Delivery.SMS.Provider)
-	}
+	c.validateDelivery(&ps)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -928,5 +984,19 @@ func (c *Config) Flows() flows.Config {
 		Max:       v.Lockout.Max,
 		HardAfter: v.Lockout.HardLockAfter,
 	}
+	p := c.Delivery.SMS.Protection
+	f.SMS = flows.SMSProtection{
+		AllowedCountries: p.AllowedCountries,
+		AllowedTypes:     p.AllowedNumberTypes,
+		PrefixDigits:     p.PrefixDigits,
+		PrefixPerHour:    p.PrefixPerHour,
+		GlobalPerHour:    p.GlobalPerHour,
+		Conversion: flows.ConversionWatch{
+			Window: p.Conversion.Window, MinSent: p.Conversion.MinSent,
+			Threshold: p.Conversion.Threshold, Throttle: p.Conversion.Throttle,
+		},
+	}
+	f.Product = c.Templates.Product
+	f.CaptchaOnResend = c.Captcha.Provider != ""
 	return f
 }

@@ -382,6 +382,8 @@ func TestEveryLeafSettableFromEnv(t *testing.T) {
 			raw = "true"
 		case l.Type.Kind() == reflect.Int:
 			raw = "1"
+		case l.Type.Kind() == reflect.Float64:
+			raw = "0.25"
 		case l.Type.Kind() == reflect.Slice:
 			raw = "a,b"
 		case l.Type.Kind() == reflect.Map:
@@ -424,7 +426,7 @@ verification:
   check_per_ip_minute: 0
 delivery:
   email: {provider: smtp, smtp: {url: "smtp://mail"}}
-  sms: {provider: twilio}
+  sms: {provider: carrier-pigeon}
 log: {level: loud, format: xml}
 database: {max_conns: 0}
 `)
@@ -452,8 +454,8 @@ database: {max_conns: 0}
 		`verification.lockout.max: must be at least verification.lockout.base (10m0s), got 1m0s`,
 		`verification.lockout.hard_lock_after: must be between 1 and 1000000, got 0`,
 		`verification.check_per_ip_minute: must be between 1 and 100000, got 0`,
-		`delivery.email.smtp.from: required when delivery.email.provider is smtp`,
-		`delivery.sms.provider: must be console or http, got "twilio"`,
+		`delivery.email.smtp.from: required when the email providers include smtp`,
+		`delivery.sms.provider: must be one of console, http, twilio, twilio_whatsapp, twilio_verify, engagelab, got "carrier-pigeon"`,
 		`log.level: must be one of debug, info, warn, error, got "loud"`,
 		`log.format: must be json or text, got "xml"`,
 		`database.max_conns: must be between 1 and 1000, got 0`,
@@ -476,10 +478,20 @@ func TestValidateSingleProblems(t *testing.T) {
 		{"dsn without scheme", map[string]string{"VIGIL_DSN": "vigil.db"}, `dsn: must be a URL (sqlite://FILE or postgres://USER@HOST/DB), got "vigil.db"`},
 		{"dsn empty", map[string]string{"VIGIL_DSN": ""}, "dsn: required; set VIGIL_DSN (sqlite://FILE or postgres://USER@HOST/DB)"},
 		{"same listener twice", map[string]string{"VIGIL_SERVE_ADMIN_PORT": "4480"}, "serve.admin.port: must differ from serve.public.port (both 127.0.0.1:4480)"},
-		{"sms http without url", map[string]string{"VIGIL_DELIVERY_SMS_PROVIDER": "http"}, "delivery.sms.http.url: required when delivery.sms.provider is http"},
+		{"sms http without url", map[string]string{"VIGIL_DELIVERY_SMS_PROVIDER": "http"}, "delivery.sms.http.url: required when the sms providers include http"},
 		{"sms http with a bad header", map[string]string{"VIGIL_DELIVERY_SMS_PROVIDER": "http", "VIGIL_DELIVERY_SMS_HTTP_URL": "https://sms.example.com", "VIGIL_DELIVERY_SMS_HTTP_HEADERS": "Idempotency-Key=x"}, "delivery.sms.http.headers: header Idempotency-Key is set by the sender"},
 		{"smtp with a bad scheme", map[string]string{"VIGIL_DELIVERY_EMAIL_PROVIDER": "smtp", "VIGIL_DELIVERY_EMAIL_SMTP_URL": "http://mail", "VIGIL_DELIVERY_EMAIL_SMTP_FROM": "a@example.com"}, `delivery.email.smtp.url: URL scheme "http": want smtp or smtps`},
 		{"smtp with a bad sender", map[string]string{"VIGIL_DELIVERY_EMAIL_PROVIDER": "smtp", "VIGIL_DELIVERY_EMAIL_SMTP_URL": "smtp://mail", "VIGIL_DELIVERY_EMAIL_SMTP_FROM": "nobody"}, `delivery.email.smtp.from: From "nobody": mail: missing '@' or angle-addr`},
+		{"queue rescue too soon", map[string]string{"VIGIL_DELIVERY_QUEUE_RESCUE_AFTER": "10s"}, "delivery.queue.rescue_after: must be between 35s and 1h, got 10s"},
+		{"queue workers negative", map[string]string{"VIGIL_DELIVERY_QUEUE_WORKERS": "-1"}, "delivery.queue.workers: must be between 0 and 1000 (0 is the store's default), got -1"},
+		{"twilio without account", map[string]string{"VIGIL_VERIFICATION_ENABLE_SMS_VERIFICATION": "true", "VIGIL_DELIVERY_SMS_PROVIDERS": "twilio,http", "VIGIL_DELIVERY_SMS_HTTP_URL": "https://sms.example.com", "VIGIL_DELIVERY_SMS_TWILIO_AUTH_TOKEN": "x", "VIGIL_DELIVERY_SMS_TWILIO_FROM": "+15005550006"}, "delivery.sms.twilio: AccountSID must be AC followed by 32 hexadecimal digits"},
+		{"twilio callbacks need the auth token", map[string]string{"VIGIL_DELIVERY_SMS_PROVIDER": "twilio", "VIGIL_DELIVERY_SMS_TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("0", 32), "VIGIL_DELIVERY_SMS_TWILIO_API_KEY_SID": "SK" + strings.Repeat("0", 32), "VIGIL_DELIVERY_SMS_TWILIO_API_KEY_SECRET": "s", "VIGIL_DELIVERY_SMS_TWILIO_FROM": "+15005550006", "VIGIL_DELIVERY_SMS_TWILIO_STATUS_CALLBACKS": "true"}, "delivery.sms.twilio.auth_token: required with status_callbacks: Twilio signs its callbacks with it"},
+		{"a provider twice in a chain", map[string]string{"VIGIL_DELIVERY_EMAIL_PROVIDERS": "console,console"}, "delivery.email.providers[1]: console is already in the chain"},
+		{"unknown number type", map[string]string{"VIGIL_DELIVERY_SMS_PROTECTION_ALLOWED_NUMBER_TYPES": "mobile,satellite"}, `delivery.sms.protection.allowed_number_types[1]: unknown number type "satellite" (mobile, fixed_line_or_mobile, fixed_line, toll_free, premium_rate, shared_cost, voip, personal_number, pager, uan, voicemail, unknown)`},
+		{"country in lower case", map[string]string{"VIGIL_DELIVERY_SMS_PROTECTION_ALLOWED_COUNTRIES": "de"}, `delivery.sms.protection.allowed_countries[0]: must be an upper-case ISO 3166-1 alpha-2 code such as DE, got "de"`},
+		{"conversion threshold above one", map[string]string{"VIGIL_DELIVERY_SMS_PROTECTION_CONVERSION_THRESHOLD": "1.5"}, "delivery.sms.protection.conversion.threshold: must be between 0 (off) and 1, got 1.5"},
+		{"captcha without secret", map[string]string{"VIGIL_CAPTCHA_PROVIDER": "turnstile"}, "captcha.secret: required with captcha.provider; set VIGIL_CAPTCHA_SECRET"},
+		{"captcha provider unknown", map[string]string{"VIGIL_CAPTCHA_PROVIDER": "recaptcha", "VIGIL_CAPTCHA_SECRET": "s"}, `captcha: Provider "recaptcha": want turnstile or hcaptcha`},
 		{"smtp password stays out of errors", map[string]string{"VIGIL_DELIVERY_EMAIL_PROVIDER": "smtp", "VIGIL_DELIVERY_EMAIL_SMTP_URL": "smtp://u:hunter2@mail/path", "VIGIL_DELIVERY_EMAIL_SMTP_FROM": "a@example.com"}, "delivery.email.smtp.url: URL must have no path or fragment"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -297,7 +297,7 @@ func TestE2EServeDev(t *testing.T) {
 
 var (
 	// consoleCode matches the code in the text the dev console prints.
-	consoleCode  = regexp.MustCompile(`code is (\d{4,10})\.`)
+	consoleCode  = regexp.MustCompile(`(?m)^(\d{4,10})$`)
 	adminKeyLine = regexp.MustCompile(`export VIGIL_ADMIN_API_KEY=(\S+)`)
 	secretLine   = regexp.MustCompile(`export VIGIL_SECRETS_SYSTEM=(\S+)`)
 )

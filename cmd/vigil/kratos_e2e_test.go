@@ -400,3 +400,30 @@ func TestKratosAdminOutageQueuesSync(t *testing.T) {
 	e.adminLink.down.Store(false)
 	e.waitVerifiedAtKratos(t, id, "email", 45*time.Second)
 }
+
+// TestKratosMessageLanguage: the code is written in the identity's locale
+// trait, else in the language of the browser that registered, as Kratos
+// passes them to the hooks.
+func TestKratosMessageLanguage(t *testing.T) {
+	t.Parallel()
+	e := startWithKratos(t, kratosOptions{})
+	subject := func(n int) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		msgs, err := e.mail.WaitFor(ctx, n)
+		require.NoError(t, err, "waiting for email %d", n)
+		return msgs[n-1].MustParse(t).Subject
+	}
+
+	id, resp := e.kratos.Register(t, map[string]any{"email": "fritz@example.com", "locale": "de-AT"}, kratosPassword, nil)
+	require.NotEmpty(t, id, "%s", resp.Body)
+	require.Equal(t, "Bestätigen Sie Ihre E-Mail-Adresse", subject(1), "the locale trait, by its base language")
+
+	flow := e.kratos.RegistrationFlow(t)
+	resp = e.kratos.Do(t, http.MethodPost, e.kratos.PublicURL+"/self-service/registration?flow="+url.QueryEscape(flow),
+		map[string]any{"method": "password", "password": kratosPassword, "traits": map[string]any{"email": "amelie@example.com"}},
+		http.Header{"Accept-Language": {"fr-CH, fr;q=0.9, en;q=0.5"}})
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
+	require.Equal(t, "Confirmez votre adresse e-mail", subject(2), "no locale trait: the browser's Accept-Language")
+}

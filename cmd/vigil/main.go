@@ -16,11 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil"
-	"github.com/vigil-auth/vigil/adapters/console"
-	"github.com/vigil-auth/vigil/adapters/httpsms"
 	"github.com/vigil-auth/vigil/adapters/kratos"
 	"github.com/vigil-auth/vigil/adapters/postgres"
-	"github.com/vigil-auth/vigil/adapters/smtp"
 	"github.com/vigil-auth/vigil/adapters/sqlite"
 	"github.com/vigil-auth/vigil/api"
 	"github.com/vigil-auth/vigil/flows"
@@ -63,8 +60,10 @@ type Main struct {
 	Service *flows.Service
 
 	registry *prometheus.Registry
-	public   *http.Server
-	admin    *http.Server
+	// callbacks read providers' delivery reports for the public listener.
+	callbacks map[string]api.StatusCallback
+	public    *http.Server
+	admin     *http.Server
 	// PublicAddr and AdminAddr are where the listeners are bound, once
 	// Serve returned.
 	PublicAddr net.Addr
@@ -127,7 +126,7 @@ func OpenDatabase(ctx context.Context, c Config, logger *slog.Logger) (*Database
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 		return &Database{Store: s, Migrator: s, Kind: schemeSQLite, queue: func() vigil.Queue {
-			return s.Queue(sqlite.QueueOptions{})
+			return s.Queue(sqlite.QueueOptions{Workers: c.Delivery.Queue.Workers, Lease: c.Delivery.Queue.RescueAfter})
 		}}, nil
 	case schemePostgres, schemePostgreSQL:
 		s, err := postgres.Open(ctx, c.DSN, postgres.Options{MaxConns: c.Database.MaxConns, Logger: logger})
@@ -135,7 +134,7 @@ func OpenDatabase(ctx context.Context, c Config, logger *slog.Logger) (*Database
 			return nil, fmt.Errorf("open database %s: %w", redactDSN(c.DSN), err)
 		}
 		return &Database{Store: s, Migrator: s, Kind: schemePostgres, queue: func() vigil.Queue {
-			return s.Queue(postgres.QueueOptions{})
+			return s.Queue(postgres.QueueOptions{Workers: c.Delivery.Queue.Workers, RescueAfter: c.Delivery.Queue.RescueAfter})
 		}}, nil
 	case "":
 		return nil, fmt.Errorf("dsn %q has no scheme; use sqlite://FILE or postgres://USER@HOST/DB", redactDSN(c.DSN))
@@ -199,15 +198,21 @@ func (m *Main) Open(ctx context.Context, o OpenOptions) error {
 	if m.Keys, err = vigil.NewKeyring(m.Config.Secrets.System...); err != nil {
 		return fmt.Errorf("secrets.system: %w", err)
 	}
-	senders, err := m.senders()
-	if err != nil {
+	d, found := m.Config.buildDelivery(m.Stdout, m.Logger)
+	if err := found.err(); err != nil {
 		return err
 	}
+	for _, w := range d.warnings {
+		m.Logger.Warn("message templates", "warning", w)
+	}
+	m.callbacks = d.callbacks
 	deps := flows.Deps{
-		Store:   db,
-		Keys:    m.Keys,
-		Senders: senders,
-		Logger:  m.Logger,
+		Store:     db,
+		Keys:      m.Keys,
+		Chains:    d.chains,
+		Templates: d.templates,
+		Captcha:   d.captcha,
+		Logger:    m.Logger,
 	}
 	if m.registry != nil {
 		deps.Observer = api.NewMetrics(m.registry)
@@ -223,39 +228,6 @@ func (m *Main) Open(ctx context.Context, o OpenOptions) error {
 		return fmt.Errorf("build verification service: %w", err)
 	}
 	return nil
-}
-
-// senders builds one delivery provider per channel from the config.
-// Console delivery shows codes only with --dev.
-func (m *Main) senders() (map[vigil.Channel]vigil.Sender, error) {
-	out := map[vigil.Channel]vigil.Sender{}
-	d := m.Config.Delivery
-	switch d.Email.Provider {
-	case providerSMTP:
-		s, err := smtp.New(smtp.Config{URL: d.Email.SMTP.URL, From: d.Email.SMTP.From, Timeout: providerTimeout})
-		if err != nil {
-			return nil, fmt.Errorf("delivery.email.smtp: %w", err)
-		}
-		out[vigil.ChannelEmail] = s
-	default:
-		out[vigil.ChannelEmail] = console.New(m.Stdout, m.Config.Dev)
-	}
-	switch d.SMS.Provider {
-	case providerHTTP:
-		s, err := httpsms.New(httpsms.Config{
-			URL:         d.SMS.HTTP.URL,
-			Headers:     d.SMS.HTTP.Headers,
-			BearerToken: d.SMS.HTTP.BearerToken,
-			Timeout:     providerTimeout,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("delivery.sms.http: %w", err)
-		}
-		out[vigil.ChannelSMS] = s
-	default:
-		out[vigil.ChannelSMS] = console.New(m.Stdout, m.Config.Dev)
-	}
-	return out, nil
 }
 
 // Serve opens everything, binds both listeners and starts the HTTP servers
@@ -277,6 +249,7 @@ func (m *Main) Serve(ctx context.Context, o OpenOptions) error {
 		Registry:          m.registry,
 		TrustProxyHeaders: m.Config.Serve.TrustProxyHeaders,
 		Version:           version,
+		Callbacks:         m.callbacks,
 	}, m.Service)
 
 	pubAddr := joinHostPort(m.Config.Serve.Public.Host, m.Config.Serve.Public.Port)

@@ -100,7 +100,14 @@ func checkContract(t *testing.T, hook string, body map[string]any) {
 	if hook == "login" {
 		top = append(top, "session", "request_cookies")
 	}
-	onlyKeys(t, "body", body, top, top)
+	allowed := top
+	if hook != "verification" {
+		allowed = append(slices.Clone(top), "request_headers")
+	}
+	onlyKeys(t, "body", body, allowed, top)
+	if h, ok := body["request_headers"]; ok {
+		onlyKeys(t, "request_headers", object(t, "request_headers", h), []string{"Accept-Language"}, []string{"Accept-Language"})
+	}
 
 	identity := object(t, "identity", body["identity"])
 	onlyKeys(t, "identity", identity,
@@ -240,6 +247,9 @@ func TestBodiesLeaveEverythingElseAtKratos(t *testing.T) {
 			ctx["request_cookies"] = map[string]any{
 				"ory_kratos_session": "secret", "csrf_token_abc": "secret", "vigil_device": "tok", "vigil_other": "x", "VIGIL_caps": "no",
 			}
+			ctx["request_headers"] = map[string]any{
+				"Accept-Language": []any{"de-AT,de;q=0.9"}, "Authorization": []any{"Bearer secret"}, "Cookie": []any{"ory_kratos_session=secret"},
+			}
 			raw, _ := json.Marshal(ctx)
 
 			got, err := render(t, name, raw)
@@ -249,6 +259,9 @@ func TestBodiesLeaveEverythingElseAtKratos(t *testing.T) {
 			checkContract(t, name, got)
 			if loc := at(got, "identity", "traits", "locale"); loc != "de-AT" {
 				t.Errorf("identity.traits.locale = %v, want de-AT", loc)
+			}
+			if name != "verification" {
+				requireEqualJSON(t, mustJSON(t, `{"Accept-Language": ["de-AT,de;q=0.9"]}`), object(t, "request_headers", got["request_headers"]))
 			}
 			if name != "login" {
 				return

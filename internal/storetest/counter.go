@@ -106,6 +106,38 @@ func testHit(t *testing.T, open Open) {
 		require.Equal(t, 1, got, "other key")
 	})
 
+	both(t, "Sum", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		base := now().Truncate(10 * time.Minute)
+		expire := base.Add(-24 * time.Hour)
+		key := "sent:" + newID()
+		for i, n := range []int{2, 3, 4} {
+			for range n {
+				_, err := tx.Hit(ctx, key, base.Add(time.Duration(i-2)*10*time.Minute), expire)
+				require.NoError(t, err)
+			}
+		}
+		_, err := tx.Hit(ctx, "other:"+newID(), base, expire)
+		require.NoError(t, err)
+		for _, tc := range []struct {
+			since time.Time
+			want  int
+		}{
+			{base.Add(-time.Hour), 9},
+			{base.Add(-20 * time.Minute), 9},
+			{base.Add(-10 * time.Minute), 7},
+			{base.Add(-time.Minute), 4},
+			{base.Add(time.Minute), 0},
+		} {
+			got, err := tx.SumHits(ctx, key, tc.since)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got, "since %v", tc.since.Sub(base))
+		}
+		got, err := tx.SumHits(ctx, "none:"+newID(), expire)
+		require.NoError(t, err)
+		require.Zero(t, got)
+	})
+
 	both(t, "ExpireIsACutoff", open, func(t *testing.T, tx vigil.Tx) {
 		ctx := t.Context()
 		window := now().Truncate(time.Minute)

@@ -26,6 +26,9 @@ func testMessage(t *testing.T, open Open) {
 		full.Provider = "smtp"
 		full.ProviderID = "<abc@example.com>"
 		full.SentAt = new(now())
+		full.Country = "DE"
+		full.Prefix = "+49151"
+		full.Locale = "de-AT"
 		require.NoError(t, tx.InsertMessage(ctx, full))
 		got, err = tx.GetMessage(ctx, full.ID)
 		require.NoError(t, err)
@@ -116,6 +119,10 @@ func testMessage(t *testing.T, open Open) {
 		require.NoError(t, err)
 		require.Equal(t, []*vigil.Message{m1, m0}, got, "both filters apply")
 
+		got, err = tx.ListMessages(ctx, vigil.MessageFilter{VerificationID: ov.ID})
+		require.NoError(t, err)
+		require.Equal(t, []*vigil.Message{o1, om}, got, "by verification")
+
 		got, err = tx.ListMessages(ctx, vigil.MessageFilter{IdentityID: identity, Limit: 2})
 		require.NoError(t, err)
 		require.Equal(t, []*vigil.Message{m2, m1}, got)
@@ -150,7 +157,7 @@ func testMessage(t *testing.T, open Open) {
 		base := now()
 		want := []*vigil.MessageAttempt{
 			{MessageID: m.ID, Attempt: 1, At: base, Outcome: "transient_error", Error: "dial tcp: timeout", Duration: 1234567891 * time.Nanosecond},
-			{MessageID: m.ID, Attempt: 2, At: base.Add(2 * time.Second), Outcome: outcomeSent, Duration: 250 * time.Millisecond},
+			{MessageID: m.ID, Attempt: 2, At: base.Add(2 * time.Second), Outcome: outcomeSent, Duration: 250 * time.Millisecond, Provider: "twilio"},
 		}
 		// Inserted out of order: listed by attempt.
 		require.NoError(t, tx.InsertMessageAttempt(ctx, want[1]))
@@ -163,5 +170,72 @@ func testMessage(t *testing.T, open Open) {
 		got, err = tx.ListMessageAttempts(ctx, newID())
 		require.NoError(t, err)
 		require.Empty(t, got)
+	})
+
+	both(t, "FindByProvider", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		v, m := chain(t, tx, newID())
+		_, err := tx.FindMessageByProvider(ctx, "twilio", "")
+		require.ErrorIs(t, err, vigil.ErrNotFound, "an unsent message has no provider id")
+		m.Status, m.Provider, m.ProviderID = vigil.MessageSent, "twilio", "SM"+newID()
+		require.NoError(t, tx.UpdateMessage(ctx, m))
+		other := newMessage(v)
+		other.Status, other.Provider, other.ProviderID = vigil.MessageSent, "engagelab", m.ProviderID
+		require.NoError(t, tx.InsertMessage(ctx, other))
+
+		got, err := tx.FindMessageByProvider(ctx, "twilio", m.ProviderID)
+		require.NoError(t, err)
+		require.Equal(t, m.ID, got.ID)
+		got, err = tx.FindMessageByProvider(ctx, "engagelab", m.ProviderID)
+		require.NoError(t, err)
+		require.Equal(t, other.ID, got.ID, "the provider is part of the key")
+		_, err = tx.FindMessageByProvider(ctx, "twilio", "SM"+newID())
+		require.ErrorIs(t, err, vigil.ErrNotFound)
+	})
+
+	both(t, "Advance", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		_, m := chain(t, tx, newID())
+		m.Status, m.LastError = vigil.MessageSent, "earlier"
+		require.NoError(t, tx.UpdateMessage(ctx, m))
+		later := now().Add(time.Minute)
+
+		ok, err := tx.AdvanceMessage(ctx, m.ID, vigil.MessageQueued, vigil.MessageDelivered, "", later)
+		require.NoError(t, err)
+		require.False(t, ok, "not in the from status")
+		ok, err = tx.AdvanceMessage(ctx, m.ID, vigil.MessageSent, vigil.MessageDelivered, "", later)
+		require.NoError(t, err)
+		require.True(t, ok)
+		got, err := tx.GetMessage(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, vigil.MessageDelivered, got.Status)
+		require.Equal(t, "earlier", got.LastError, "an empty error text keeps the old one")
+		require.Equal(t, later, got.UpdatedAt)
+
+		ok, err = tx.AdvanceMessage(ctx, m.ID, vigil.MessageDelivered, vigil.MessageUndelivered, "30003", later)
+		require.NoError(t, err)
+		require.True(t, ok)
+		got, err = tx.GetMessage(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, "30003", got.LastError)
+
+		ok, err = tx.AdvanceMessage(ctx, newID(), vigil.MessageSent, vigil.MessageDelivered, "", later)
+		require.NoError(t, err)
+		require.False(t, ok)
+	})
+
+	t.Run("RelaxDurability", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		require.NoError(t, s.RelaxDurability(t.Context()), "outside a transaction it does nothing")
+		var m *vigil.Message
+		require.NoError(t, s.InTx(t.Context(), func(tx vigil.Tx) error {
+			require.NoError(t, tx.RelaxDurability(t.Context()))
+			_, m = chain(t, tx, newID())
+			return nil
+		}))
+		got, err := s.GetMessage(t.Context(), m.ID)
+		require.NoError(t, err)
+		require.Equal(t, m, got, "the transaction commits as any other")
 	})
 }

@@ -2,9 +2,9 @@
 // POST /hooks/kratos/login, response.parse: true).
 //
 // Sends only what Vigil's login gate reads: the identity's id, state,
-// verifiable addresses and locale; the flow (its id keys the challenge); the
-// client's IP and user agent; and Vigil's own cookies (the trusted-device
-// token). Everything else in the context (other traits, the session's id
+// verifiable addresses and locale; the flow (its id keys the challenge);
+// the client's IP and user agent; the request's Accept-Language; and
+// Vigil's own cookies (the trusted-device token). Everything else in the context (other traits, the session's id
 // and authentication methods, the UI nodes, other cookies) stays at Kratos.
 //
 // Kratos evaluates hook bodies with imports disabled, so each file carries
@@ -45,4 +45,10 @@ function(ctx)
       for name in std.objectFields(ctx.request_cookies)
       if std.startsWith(name, 'vigil_')
     } else {},
-  }
+  } + (
+    // The person's languages, for messages when the identity names none
+    // (Accept-Language is on Kratos' default header allowlist).
+    if has(ctx, 'request_headers') && has(ctx.request_headers, 'Accept-Language')
+    then { request_headers: { 'Accept-Language': ctx.request_headers['Accept-Language'] } }
+    else {}
+  )

@@ -7,9 +7,10 @@
 // registration here, and it does not need to: no session is issued at
 // registration, and the login hook is the gate.
 //
-// Sends only the identity's id, state, verifiable addresses and locale and
-// the flow's id, type and transient payload. Kratos evaluates hook bodies
-// with imports disabled, so each file carries its own helpers.
+// Sends only the identity's id, state, verifiable addresses and locale, the
+// request's Accept-Language, and the flow's id, type and transient payload.
+// Kratos evaluates hook bodies with imports disabled, so each file carries
+// its own helpers.
 
 // has: o is an object with a non-null field k.
 local has(o, k) = std.isObject(o) && std.objectHas(o, k) && o[k] != null;
@@ -31,4 +32,10 @@ function(ctx)
     flow: { id: ctx.flow.id, type: ctx.flow.type }
           + (if has(ctx.flow, 'active') then { active: ctx.flow.active } else {})
           + (if has(ctx.flow, 'transient_payload') then { transient_payload: ctx.flow.transient_payload } else {}),
-  }
+  } + (
+    // The person's languages, for messages when the identity names none
+    // (Accept-Language is on Kratos' default header allowlist).
+    if has(ctx, 'request_headers') && has(ctx.request_headers, 'Accept-Language')
+    then { request_headers: { 'Accept-Language': ctx.request_headers['Accept-Language'] } }
+    else {}
+  )

@@ -5,10 +5,11 @@
 // identity below is the updated one: Vigil starts verification of any email
 // address or phone number it has not seen before.
 //
-// Sends only the identity's id, state, verifiable addresses and locale and
-// the flow's id, type and transient payload; not the session, whose id and
-// devices Vigil does not need here. Kratos evaluates hook bodies with
-// imports disabled, so each file carries its own helpers.
+// Sends only the identity's id, state, verifiable addresses and locale, the
+// request's Accept-Language, and the flow's id, type and transient payload;
+// not the session, whose id and devices Vigil does not need here. Kratos
+// evaluates hook bodies with imports disabled, so each file carries its own
+// helpers.
 
 // has: o is an object with a non-null field k.
 local has(o, k) = std.isObject(o) && std.objectHas(o, k) && o[k] != null;
@@ -30,4 +31,10 @@ function(ctx)
     flow: { id: ctx.flow.id, type: ctx.flow.type }
           + (if has(ctx.flow, 'active') then { active: ctx.flow.active } else {})
           + (if has(ctx.flow, 'transient_payload') then { transient_payload: ctx.flow.transient_payload } else {}),
-  }
+  } + (
+    // The person's languages, for messages when the identity names none
+    // (Accept-Language is on Kratos' default header allowlist).
+    if has(ctx, 'request_headers') && has(ctx.request_headers, 'Accept-Language')
+    then { request_headers: { 'Accept-Language': ctx.request_headers['Accept-Language'] } }
+    else {}
+  )
