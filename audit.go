@@ -26,6 +26,19 @@ const (
 	// provider failed, the provider reported it undelivered, or the code
 	// expired first).
 	EventMessageFailed = "MessageFailed"
+
+	// EventDeviceTrusted and the device events after it name the device
+	// in Data (device_id, kind) and, where it applies, the reason; never
+	// a token.
+	EventDeviceTrusted        = "DeviceTrusted"
+	EventDeviceUsed           = "DeviceUsed" // at most once per device per hour
+	EventDeviceTokenRotated   = "DeviceTokenRotated"
+	EventDeviceTokenReused    = "DeviceTokenReused"
+	EventDeviceRevoked        = "DeviceRevoked"
+	EventDeviceEnrollmentMade = "DeviceEnrollmentCreated"
+	EventDeviceEnrolled       = "DeviceEnrolled"
+	EventDeviceCloneSuspected = "DeviceCloneSuspected"
+	EventNewDeviceNoticeSent  = "NewDeviceNoticeSent"
 )
 
 // AuditEvent is one row of the append-only audit trail. Each row carries the

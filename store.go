@@ -54,8 +54,13 @@ type Tx interface {
 	// (links).
 	FindVerificationBySecret(ctx context.Context, hash []byte) (*Verification, error)
 	ListVerifications(ctx context.Context, identityID string) ([]*Verification, error)
+	// FindPassedForFlow returns the newest verification of the identity
+	// for the Kratos flow that was verified at or after since, or
+	// ErrNotFound.
+	FindPassedForFlow(ctx context.Context, identityID, flowID string, since time.Time) (*Verification, error)
 	// UpdateVerification writes every mutable field of v (state, secret,
-	// generation, attempts, expiry, send bookkeeping, verified_at).
+	// generation, attempts, expiry, send bookkeeping, verified_at,
+	// flow id).
 	UpdateVerification(ctx context.Context, v *Verification) error
 	// CountAttempt atomically increments the attempt counter of a pending,
 	// unexpired verification whose counter is below its maximum, and
@@ -65,6 +70,9 @@ type Tx interface {
 	// Consume marks a pending verification verified, only if it is still
 	// pending with the given generation. It reports whether it did.
 	Consume(ctx context.Context, id string, generation int, now time.Time) (bool, error)
+	// BindFlow sets the Kratos login flow of a verification that has none
+	// and reports whether it did.
+	BindFlow(ctx context.Context, id, flowID string) (bool, error)
 	// SetVerificationState moves a verification from one state to another
 	// and reports whether it was in the from state.
 	SetVerificationState(ctx context.Context, id string, from, to State, now time.Time) (bool, error)
@@ -129,4 +137,6 @@ type Tx interface {
 	// row as the chain's head records it (0 and nil when empty), so that
 	// a deleted tail is detected.
 	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
+
+	DeviceStore
 }

@@ -47,6 +47,9 @@ type Verification struct {
 	Method     Method
 	Purpose    Purpose
 	State      State
+	// FlowID is the Kratos login flow the login gate started or last
+	// reused the verification for; a pass counts for that flow only.
+	FlowID string
 
 	// SecretHash is HMAC-SHA-256 of the code (keyed) or SHA-256 of the link
 	// token. The plaintext is never stored.

@@ -41,8 +41,8 @@
 // # Concurrency
 //
 // Counters that must hold across replicas are single statements:
-// CountAttempt and Consume are conditional UPDATEs, AddFailure and Hit are
-// upserts. AppendAudit serializes on a row lock of the one-row audit_head
+// CountAttempt, Consume, RotateDeviceToken, UseEnrollment and TakeCeremony
+// are conditional UPDATEs, AddFailure and Hit are upserts. AppendAudit serializes on a row lock of the one-row audit_head
 // table. Inserts use ON CONFLICT DO NOTHING and report vigil.ErrConflict,
 // so a conflict does not abort the caller's transaction.
 //

@@ -58,6 +58,7 @@ type Store struct {
 	log    *slog.Logger
 	hits   atomic.Uint64 // Hit calls, to pace cleanup
 	puts   atomic.Uint64 // PutHookResult calls, likewise
+	cers   atomic.Uint64 // InsertCeremony calls, likewise
 }
 
 var (

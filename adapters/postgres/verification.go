@@ -12,13 +12,13 @@ import (
 
 const verificationCols = `id, identity_id, address_id, channel, method, purpose, state, secret_hash,
 	generation, attempts, max_attempts, expires_at, last_sent_at, send_count, verified_at,
-	created_at, updated_at`
+	created_at, updated_at, flow_id`
 
 func scanVerification(row pgx.Row) (*vigil.Verification, error) {
 	var v vigil.Verification
 	err := row.Scan(&v.ID, &v.IdentityID, &v.AddressID, &v.Channel, &v.Method, &v.Purpose, &v.State, &v.SecretHash,
 		&v.Generation, &v.Attempts, &v.MaxAttempts, &v.ExpiresAt, &v.LastSentAt, &v.SendCount, &v.VerifiedAt,
-		&v.CreatedAt, &v.UpdatedAt)
+		&v.CreatedAt, &v.UpdatedAt, &v.FlowID)
 	if err != nil {
 		return nil, err
 	}
@@ -33,11 +33,11 @@ func scanVerification(row pgx.Row) (*vigil.Verification, error) {
 func (c *conn) InsertVerification(ctx context.Context, v *vigil.Verification) error {
 	tag, err := c.db.Exec(ctx, `
 		INSERT INTO verifications (`+verificationCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT DO NOTHING`,
 		v.ID, v.IdentityID, v.AddressID, v.Channel, v.Method, v.Purpose, v.State, v.SecretHash,
 		v.Generation, v.Attempts, v.MaxAttempts, v.ExpiresAt, v.LastSentAt, v.SendCount, v.VerifiedAt,
-		v.CreatedAt, v.UpdatedAt)
+		v.CreatedAt, v.UpdatedAt, v.FlowID)
 	if err != nil {
 		return dbErr(err, "insert verification %s", v.ID)
 	}
@@ -107,14 +107,35 @@ func (c *conn) ListVerifications(ctx context.Context, identityID string) ([]*vig
 	return out, nil
 }
 
+// FindPassedForFlow never matches an empty flow id: a verification
+// started outside a login flow (empty flow_id) is no pass for any flow. The
+// query says flow_id is not empty in so many words, so that the partial
+// index (of login-flow rows only) applies.
+func (c *conn) FindPassedForFlow(ctx context.Context, identityID, flowID string, since time.Time) (*vigil.Verification, error) {
+	if flowID == "" {
+		return nil, fmt.Errorf("find passed verification of identity %s: no flow: %w", identityID, vigil.ErrNotFound)
+	}
+	v, err := scanVerification(c.db.QueryRow(ctx, `
+		SELECT `+verificationCols+` FROM verifications
+		WHERE identity_id = $1 AND flow_id = $2 AND flow_id <> '' AND state = $3 AND verified_at >= $4
+		ORDER BY verified_at DESC, created_at DESC, id DESC
+		LIMIT 1`,
+		identityID, flowID, vigil.StateVerified, since))
+	if err != nil {
+		return nil, dbErr(err, "find passed verification of identity %s for flow %s", identityID, flowID)
+	}
+	return v, nil
+}
+
 func (c *conn) UpdateVerification(ctx context.Context, v *vigil.Verification) error {
 	tag, err := c.db.Exec(ctx, `
 		UPDATE verifications SET
 			state = $2, secret_hash = $3, generation = $4, attempts = $5, max_attempts = $6,
-			expires_at = $7, last_sent_at = $8, send_count = $9, verified_at = $10, updated_at = $11
+			expires_at = $7, last_sent_at = $8, send_count = $9, verified_at = $10, updated_at = $11,
+			flow_id = $12
 		WHERE id = $1`,
 		v.ID, v.State, v.SecretHash, v.Generation, v.Attempts, v.MaxAttempts,
-		v.ExpiresAt, v.LastSentAt, v.SendCount, v.VerifiedAt, v.UpdatedAt)
+		v.ExpiresAt, v.LastSentAt, v.SendCount, v.VerifiedAt, v.UpdatedAt, v.FlowID)
 	if err != nil {
 		return dbErr(err, "update verification %s", v.ID)
 	}
@@ -147,6 +168,14 @@ func (c *conn) Consume(ctx context.Context, id string, generation int, now time.
 		id, generation, vigil.StateVerified, now, vigil.StatePending)
 	if err != nil {
 		return false, dbErr(err, "consume verification %s", id)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (c *conn) BindFlow(ctx context.Context, id, flowID string) (bool, error) {
+	tag, err := c.db.Exec(ctx, `UPDATE verifications SET flow_id = $2 WHERE id = $1 AND flow_id = ''`, id, flowID)
+	if err != nil {
+		return false, dbErr(err, "bind verification %s to its flow", id)
 	}
 	return tag.RowsAffected() == 1, nil
 }

@@ -51,6 +51,7 @@ type Store struct {
 	path   string
 	hits   atomic.Uint64 // Hit calls, to sweep expired counters now and then
 	puts   atomic.Uint64 // PutHookResult calls, to sweep old results likewise
+	cers   atomic.Uint64 // InsertCeremony calls, to sweep old ceremonies likewise
 	wakeMu sync.Mutex
 	wakes  map[chan struct{}]struct{}
 }

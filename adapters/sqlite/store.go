@@ -66,6 +66,10 @@ func (s *Store) ListVerifications(ctx context.Context, identityID string) ([]*vi
 	return s.read().ListVerifications(ctx, identityID)
 }
 
+func (s *Store) FindPassedForFlow(ctx context.Context, identityID, flowID string, since time.Time) (*vigil.Verification, error) {
+	return s.read().FindPassedForFlow(ctx, identityID, flowID, since)
+}
+
 func (s *Store) UpdateVerification(ctx context.Context, v *vigil.Verification) error {
 	return s.write(ctx, func(t *tx) error { return t.UpdateVerification(ctx, v) })
 }
@@ -81,6 +85,14 @@ func (s *Store) CountAttempt(ctx context.Context, id string, now time.Time) (v *
 func (s *Store) Consume(ctx context.Context, id string, generation int, now time.Time) (ok bool, err error) {
 	err = s.write(ctx, func(t *tx) error {
 		ok, err = t.Consume(ctx, id, generation, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) BindFlow(ctx context.Context, id, flowID string) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.BindFlow(ctx, id, flowID)
 		return err
 	})
 	return ok, err
@@ -182,4 +194,96 @@ func (s *Store) ListAudit(ctx context.Context, f vigil.AuditFilter) ([]*vigil.Au
 
 func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
 	return s.read().AuditHead(ctx)
+}
+
+func (s *Store) InsertDevice(ctx context.Context, d *vigil.Device) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertDevice(ctx, d) })
+}
+
+func (s *Store) GetDevice(ctx context.Context, id string) (*vigil.Device, error) {
+	return s.read().GetDevice(ctx, id)
+}
+
+func (s *Store) LoginRead(ctx context.Context, identityID string, hash []byte) ([]*vigil.Address, *vigil.Device, error) {
+	return s.read().LoginRead(ctx, identityID, hash)
+}
+
+func (s *Store) FindDeviceByToken(ctx context.Context, hash []byte) (*vigil.Device, error) {
+	return s.read().FindDeviceByToken(ctx, hash)
+}
+
+func (s *Store) ListDevices(ctx context.Context, identityID string) ([]*vigil.Device, error) {
+	return s.read().ListDevices(ctx, identityID)
+}
+
+func (s *Store) RotateDeviceToken(ctx context.Context, id string, from, to []byte, ip, userAgent string, until, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.RotateDeviceToken(ctx, id, from, to, ip, userAgent, until, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) TouchDevice(ctx context.Context, id, ip, userAgent string, now, staleBefore time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.TouchDevice(ctx, id, ip, userAgent, now, staleBefore)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) RevokeDevice(ctx context.Context, id, reason string, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.RevokeDevice(ctx, id, reason, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) InsertEnrollment(ctx context.Context, e *vigil.DeviceEnrollment) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertEnrollment(ctx, e) })
+}
+
+func (s *Store) FindEnrollmentByToken(ctx context.Context, hash []byte) (*vigil.DeviceEnrollment, error) {
+	return s.read().FindEnrollmentByToken(ctx, hash)
+}
+
+func (s *Store) GetEnrollment(ctx context.Context, id string) (*vigil.DeviceEnrollment, error) {
+	return s.read().GetEnrollment(ctx, id)
+}
+
+func (s *Store) UseEnrollment(ctx context.Context, id, deviceID string, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		ok, err = t.UseEnrollment(ctx, id, deviceID, now)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) InsertCeremony(ctx context.Context, c *vigil.Ceremony) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertCeremony(ctx, c) })
+}
+
+func (s *Store) TakeCeremony(ctx context.Context, id string, now time.Time) (c *vigil.Ceremony, err error) {
+	err = s.write(ctx, func(t *tx) error {
+		c, err = t.TakeCeremony(ctx, id, now)
+		return err
+	})
+	return c, err
+}
+
+func (s *Store) InsertCredential(ctx context.Context, c *vigil.WebAuthnCredential) error {
+	return s.write(ctx, func(t *tx) error { return t.InsertCredential(ctx, c) })
+}
+
+func (s *Store) FindCredential(ctx context.Context, credentialID []byte) (*vigil.WebAuthnCredential, error) {
+	return s.read().FindCredential(ctx, credentialID)
+}
+
+func (s *Store) ListCredentials(ctx context.Context, identityID string) ([]*vigil.WebAuthnCredential, error) {
+	return s.read().ListCredentials(ctx, identityID)
+}
+
+func (s *Store) UpdateCredential(ctx context.Context, c *vigil.WebAuthnCredential) error {
+	return s.write(ctx, func(t *tx) error { return t.UpdateCredential(ctx, c) })
 }

@@ -11,7 +11,7 @@ import (
 )
 
 const verificationCols = `id, identity_id, address_id, channel, method, purpose, state, secret_hash, generation,
-	attempts, max_attempts, expires_at, last_sent_at, send_count, verified_at, created_at, updated_at`
+	attempts, max_attempts, expires_at, last_sent_at, send_count, verified_at, created_at, updated_at, flow_id`
 
 func scanVerification(row scanner) (*vigil.Verification, error) {
 	var (
@@ -21,7 +21,8 @@ func scanVerification(row scanner) (*vigil.Verification, error) {
 		lastSent, verified              sql.NullInt64
 	)
 	if err := row.Scan(&v.ID, &v.IdentityID, &v.AddressID, &channel, &method, &purpose, &state, &v.SecretHash,
-		&v.Generation, &v.Attempts, &v.MaxAttempts, &expires, &lastSent, &v.SendCount, &verified, &created, &updated); err != nil {
+		&v.Generation, &v.Attempts, &v.MaxAttempts, &expires, &lastSent, &v.SendCount, &verified, &created, &updated,
+		&v.FlowID); err != nil {
 		return nil, err
 	}
 	v.Channel = vigil.Channel(channel)
@@ -48,10 +49,10 @@ func (t *tx) InsertVerification(ctx context.Context, v *vigil.Verification) erro
 		v.UpdatedAt = v.CreatedAt
 	}
 	_, err := t.q.ExecContext(ctx, `INSERT INTO verifications (`+verificationCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.ID, v.IdentityID, v.AddressID, string(v.Channel), string(v.Method), string(v.Purpose), string(v.State),
 		v.SecretHash, v.Generation, v.Attempts, v.MaxAttempts, ts(v.ExpiresAt), tsPtr(v.LastSentAt), v.SendCount,
-		tsPtr(v.VerifiedAt), ts(v.CreatedAt), ts(v.UpdatedAt))
+		tsPtr(v.VerifiedAt), ts(v.CreatedAt), ts(v.UpdatedAt), v.FlowID)
 	if err != nil {
 		return dbErr(err, "insert verification %s", v.ID)
 	}
@@ -116,13 +117,30 @@ func (t *tx) ListVerifications(ctx context.Context, identityID string) ([]*vigil
 	return out, nil
 }
 
+// FindPassedForFlow never matches an empty flow id: a verification
+// started outside a login flow (empty flow_id) is no pass for any flow. The
+// query says flow_id is not empty in so many words, so that the partial
+// index (of login-flow rows only) applies.
+func (t *tx) FindPassedForFlow(ctx context.Context, identityID, flowID string, since time.Time) (*vigil.Verification, error) {
+	if flowID == "" {
+		return nil, dbErr(sql.ErrNoRows, "find passed verification of identity %s: no flow", identityID)
+	}
+	v, err := scanVerification(t.q.QueryRowContext(ctx, `SELECT `+verificationCols+` FROM verifications
+		WHERE identity_id = ? AND flow_id = ? AND flow_id <> '' AND state = 'verified' AND verified_at >= ?
+		ORDER BY verified_at DESC, created_at DESC, rowid DESC LIMIT 1`, identityID, flowID, ts(since)))
+	if err != nil {
+		return nil, dbErr(err, "find passed verification of identity %s for flow %s", identityID, flowID)
+	}
+	return v, nil
+}
+
 func (t *tx) UpdateVerification(ctx context.Context, v *vigil.Verification) error {
 	res, err := t.q.ExecContext(ctx, `UPDATE verifications SET
 		state = ?, secret_hash = ?, generation = ?, attempts = ?, max_attempts = ?, expires_at = ?,
-		last_sent_at = ?, send_count = ?, verified_at = ?, updated_at = ?
+		last_sent_at = ?, send_count = ?, verified_at = ?, updated_at = ?, flow_id = ?
 		WHERE id = ?`,
 		string(v.State), v.SecretHash, v.Generation, v.Attempts, v.MaxAttempts, ts(v.ExpiresAt),
-		tsPtr(v.LastSentAt), v.SendCount, tsPtr(v.VerifiedAt), ts(v.UpdatedAt), v.ID)
+		tsPtr(v.LastSentAt), v.SendCount, tsPtr(v.VerifiedAt), ts(v.UpdatedAt), v.FlowID, v.ID)
 	return oneRow(res, err, "update verification %s", v.ID)
 }
 
@@ -144,6 +162,11 @@ func (t *tx) Consume(ctx context.Context, id string, generation int, now time.Ti
 		SET state = 'verified', verified_at = ?, updated_at = ?
 		WHERE id = ? AND state = 'pending' AND generation = ?`, ts(now), ts(now), id, generation)
 	return affected(res, err, "consume verification %s", id)
+}
+
+func (t *tx) BindFlow(ctx context.Context, id, flowID string) (bool, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE verifications SET flow_id = ? WHERE id = ? AND flow_id = ''`, flowID, id)
+	return affected(res, err, "bind verification %s to its flow", id)
 }
 
 func (t *tx) SetVerificationState(ctx context.Context, id string, from, to vigil.State, now time.Time) (bool, error) {

@@ -39,6 +39,18 @@
 //     for a Run that has one.
 //   - PutHookResult's ErrConflict, like every conflict, leaves the first
 //     row as it was; of concurrent Puts of one trigger id exactly one wins.
+//   - RotateDeviceToken, TouchDevice, RevokeDevice and UseEnrollment
+//     report false, not an error, for a missing row; UpdateCredential
+//     returns ErrNotFound for one. Of concurrent rotations from one token,
+//     uses of one enrollment, or takes of one ceremony, exactly one wins.
+//   - An empty device token hash is no token: stored, it comes back nil,
+//     it is found by nothing, and an empty from in RotateDeviceToken means
+//     the same as nil.
+//   - FindPassedForFlow with an empty flow id finds nothing: a
+//     verification made outside a login flow passes none. Of several
+//     passes, the one verified last wins.
+//   - ListDevices is newest first, ListCredentials oldest first. A
+//     credential's device must exist.
 //
 // # Imports
 //

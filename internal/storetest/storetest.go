@@ -37,6 +37,10 @@ func Run(t *testing.T, open Open) {
 		{"HookResult", testHookResult},
 		{"InTx", testInTx},
 		{"RoundTrip", testRoundTrip},
+		{"Device", testDevice},
+		{"Enrollment", testEnrollment},
+		{"Ceremony", testCeremony},
+		{"Credential", testCredential},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()

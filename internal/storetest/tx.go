@@ -22,6 +22,10 @@ type written struct {
 	hook     *vigil.HookResult
 	window   time.Time
 	key      string
+	device   *vigil.Device
+	enroll   *vigil.DeviceEnrollment
+	ceremony *vigil.Ceremony
+	cred     *vigil.WebAuthnCredential
 }
 
 func writeAll(ctx context.Context, t *testing.T, tx vigil.Tx) (*written, error) {
@@ -32,6 +36,10 @@ func writeAll(ctx context.Context, t *testing.T, tx vigil.Tx) (*written, error) 
 	w.msg = newMessage(w.ver)
 	w.job = newJob()
 	w.hook = newHookResult()
+	w.device = newDevice(w.identity)
+	w.enroll = newEnrollment(w.identity)
+	w.ceremony = newCeremony()
+	w.cred = newCredential(w.device)
 	steps := []func() error{
 		func() error { return tx.InsertAddress(ctx, w.addr) },
 		func() error { return tx.SetAddressVerified(ctx, w.addr.ID, now()) },
@@ -45,6 +53,16 @@ func writeAll(ctx context.Context, t *testing.T, tx vigil.Tx) (*written, error) 
 		func() error { return tx.PutHookResult(ctx, w.hook) },
 		func() error { _, err := tx.AddFailure(ctx, w.identity, now()); return err },
 		func() error { _, err := tx.Hit(ctx, w.key, w.window, w.window.Add(-time.Hour)); return err },
+		func() error { return tx.InsertDevice(ctx, w.device) },
+		func() error {
+			_, err := tx.RotateDeviceToken(ctx, w.device.ID, w.device.TokenHash, randBytes(32), testIP, testUserAgent, time.Time{}, now())
+			return err
+		},
+		func() error { return tx.InsertEnrollment(ctx, w.enroll) },
+		func() error { _, err := tx.UseEnrollment(ctx, w.enroll.ID, w.device.ID, now()); return err },
+		func() error { return tx.InsertCeremony(ctx, w.ceremony) },
+		func() error { _, err := tx.TakeCeremony(ctx, w.ceremony.ID, now()); return err },
+		func() error { return tx.InsertCredential(ctx, w.cred) },
 		func() error { return tx.AppendAudit(ctx, newEvent(w.identity), testSeal) },
 	}
 	for _, step := range steps {
@@ -90,6 +108,16 @@ func testInTx(t *testing.T, open Open) {
 		seq, _, err := s.AuditHead(ctx)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), seq)
+		d, err := s.GetDevice(ctx, w.device.ID)
+		require.NoError(t, err)
+		require.Equal(t, w.device.TokenHash, d.PrevTokenHash)
+		e, err := s.GetEnrollment(ctx, w.enroll.ID)
+		require.NoError(t, err)
+		require.Equal(t, w.device.ID, e.DeviceID)
+		_, err = s.TakeCeremony(ctx, w.ceremony.ID, now())
+		require.ErrorIs(t, err, vigil.ErrNotFound, "taken in the transaction")
+		_, err = s.FindCredential(ctx, w.cred.CredentialID)
+		require.NoError(t, err)
 	})
 
 	t.Run("ErrorRollsBack", func(t *testing.T) {
@@ -194,6 +222,14 @@ func requireNothing(t *testing.T, s vigil.Store, w *written) {
 	events, err := s.ListAudit(ctx, vigil.AuditFilter{})
 	require.NoError(t, err)
 	require.Empty(t, events)
+	_, err = s.GetDevice(ctx, w.device.ID)
+	require.ErrorIs(t, err, vigil.ErrNotFound)
+	_, err = s.GetEnrollment(ctx, w.enroll.ID)
+	require.ErrorIs(t, err, vigil.ErrNotFound)
+	_, err = s.TakeCeremony(ctx, w.ceremony.ID, now())
+	require.ErrorIs(t, err, vigil.ErrNotFound)
+	_, err = s.FindCredential(ctx, w.cred.CredentialID)
+	require.ErrorIs(t, err, vigil.ErrNotFound)
 
 	// The chain starts at 1 after a rolled-back append: no gap.
 	e := newEvent(newID())

@@ -207,6 +207,133 @@ func testVerification(t *testing.T, open Open) {
 		require.ErrorIs(t, tx.UpdateVerification(ctx, &missing), vigil.ErrNotFound)
 	})
 
+	both(t, "FlowID", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		a := newAddress(newID(), vigil.ChannelSMS)
+		require.NoError(t, tx.InsertAddress(ctx, a))
+		v := newVerification(a)
+		v.Purpose = vigil.PurposeLoginStepUp
+		v.FlowID = newID()
+		require.NoError(t, tx.InsertVerification(ctx, v))
+		got, err := tx.GetVerification(ctx, v.ID)
+		require.NoError(t, err)
+		require.Equal(t, v, got)
+
+		// The gate reuses the verification for a new flow.
+		v.FlowID = newID()
+		v.UpdatedAt = now().Add(time.Second)
+		require.NoError(t, tx.UpdateVerification(ctx, v))
+		for _, read := range []func() (*vigil.Verification, error){
+			func() (*vigil.Verification, error) { return tx.GetVerification(ctx, v.ID) },
+			func() (*vigil.Verification, error) { return tx.GetVerificationForUpdate(ctx, v.ID) },
+			func() (*vigil.Verification, error) { return tx.FindOpenVerification(ctx, a.ID, v.Purpose) },
+			func() (*vigil.Verification, error) { return tx.FindVerificationBySecret(ctx, v.SecretHash) },
+			func() (*vigil.Verification, error) {
+				l, err := tx.ListVerifications(ctx, v.IdentityID)
+				if len(l) != 1 {
+					return nil, err
+				}
+				return l[0], err
+			},
+		} {
+			got, err = read()
+			require.NoError(t, err)
+			require.Equal(t, v, got)
+		}
+		got, err = tx.CountAttempt(ctx, v.ID, now())
+		require.NoError(t, err)
+		require.Equal(t, v.FlowID, got.FlowID)
+
+		// And back to none.
+		v.FlowID = ""
+		require.NoError(t, tx.UpdateVerification(ctx, v))
+		got, err = tx.GetVerification(ctx, v.ID)
+		require.NoError(t, err)
+		require.Empty(t, got.FlowID)
+	})
+
+	both(t, "BindFlow", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		_, v := insert(t, tx, newID())
+		flow, other := newID(), newID()
+		ok, err := tx.BindFlow(ctx, v.ID, flow)
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = tx.BindFlow(ctx, v.ID, other)
+		require.NoError(t, err)
+		require.False(t, ok, "a verification bound to a flow stays bound to it")
+		got, err := tx.GetVerification(ctx, v.ID)
+		require.NoError(t, err)
+		require.Equal(t, flow, got.FlowID)
+		require.Equal(t, v.Attempts, got.Attempts)
+		ok, err = tx.BindFlow(ctx, newID(), flow)
+		require.NoError(t, err)
+		require.False(t, ok)
+	})
+
+	both(t, "FindPassedForFlow", open, func(t *testing.T, tx vigil.Tx) {
+		ctx := t.Context()
+		identity, flow := newID(), newID()
+		a := newAddress(identity, vigil.ChannelSMS)
+		require.NoError(t, tx.InsertAddress(ctx, a))
+		base := now()
+		since := base.Add(-10 * time.Minute)
+		// passed is a verification of a for flow, created at created and
+		// verified at verified.
+		passed := func(a *vigil.Address, flow string, created, verified time.Time) *vigil.Verification {
+			v := newVerification(a)
+			v.Purpose = vigil.PurposeLoginStepUp
+			v.FlowID = flow
+			v.State = vigil.StateVerified
+			v.CreatedAt, v.UpdatedAt = created, verified
+			v.VerifiedAt = new(verified)
+			require.NoError(t, tx.InsertVerification(ctx, v))
+			return v
+		}
+
+		_, err := tx.FindPassedForFlow(ctx, identity, flow, since)
+		require.ErrorIs(t, err, vigil.ErrNotFound, "nothing yet")
+
+		// Not verified: no pass, whatever its verified_at says.
+		pending := newVerification(a)
+		pending.Purpose = vigil.PurposeLoginStepUp
+		pending.FlowID = flow
+		require.NoError(t, tx.InsertVerification(ctx, pending))
+		locked := newVerification(a)
+		locked.FlowID, locked.State, locked.VerifiedAt = flow, vigil.StateLocked, new(base)
+		require.NoError(t, tx.InsertVerification(ctx, locked))
+		// Passed before since, for another flow, by another identity, or
+		// outside any flow.
+		passed(a, flow, since.Add(-time.Hour), since.Add(-time.Microsecond))
+		passed(a, newID(), base, base)
+		b := newAddress(newID(), vigil.ChannelSMS)
+		require.NoError(t, tx.InsertAddress(ctx, b))
+		passed(b, flow, base, base)
+		passed(a, "", base, base)
+		_, err = tx.FindPassedForFlow(ctx, identity, flow, since)
+		require.ErrorIs(t, err, vigil.ErrNotFound)
+
+		// An empty flow id is no flow: it finds nothing, not the
+		// verification made outside any flow.
+		_, err = tx.FindPassedForFlow(ctx, identity, "", since)
+		require.ErrorIs(t, err, vigil.ErrNotFound)
+
+		// At since counts; the newest wins.
+		atSince := passed(a, flow, since.Add(-time.Minute), since)
+		got, err := tx.FindPassedForFlow(ctx, identity, flow, since)
+		require.NoError(t, err)
+		require.Equal(t, atSince, got)
+		newest := passed(a, flow, base.Add(-2*time.Minute), base.Add(-time.Minute))
+		passed(a, flow, base.Add(-5*time.Minute), base.Add(-4*time.Minute))
+		got, err = tx.FindPassedForFlow(ctx, identity, flow, since)
+		require.NoError(t, err)
+		require.Equal(t, newest, got)
+
+		// A later since leaves only what passed after it.
+		_, err = tx.FindPassedForFlow(ctx, identity, flow, base)
+		require.ErrorIs(t, err, vigil.ErrNotFound)
+	})
+
 	both(t, "CountAttempt", open, func(t *testing.T, tx vigil.Tx) {
 		ctx := t.Context()
 		a, v := insert(t, tx, newID())
