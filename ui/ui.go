@@ -64,30 +64,34 @@ type Page struct {
 var files embed.FS
 
 var (
-	style = mustRead("templates/style.css")
+	style = mustRead(files, "templates/style.css")
 	tmpl  = template.Must(template.New("page.html").Funcs(template.FuncMap{
 		// The style sheet is our own embedded file, not input: emitting
 		// it unescaped is what lets its hash match the CSP.
 		"css":  func() template.CSS { return template.CSS(style) }, //nolint:gosec // our embedded file, not input
 		"noun": noun,
-		"when": func(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 UTC") },
+		"when": when,
 		"wait": wait,
 	}).ParseFS(files, "templates/page.html"))
 )
 
-func mustRead(name string) string {
-	b, err := files.ReadFile(name)
+func mustRead(fsys embed.FS, name string) string {
+	b, err := fsys.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
 	return string(b)
 }
 
-// ContentSecurityPolicy allows exactly the inline style sheet of the pages
-// and a form that posts back to the same origin: no scripts, no frames, no
-// other sources.
+// ContentSecurityPolicy allows exactly the inline style sheet of the
+// pages, the one inline script of the device pages (by hash: no other
+// script runs, injected or not), requests from that script to the same
+// origin, and a form that posts back to the same origin: no frames, no
+// other sources. One policy serves every page: the verification pages
+// carry no script, so the script hash and connect-src grant them nothing.
 var ContentSecurityPolicy = fmt.Sprintf(
-	"default-src 'none'; style-src 'sha256-%s'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+	"default-src 'none'; script-src 'sha256-%s'; style-src 'sha256-%s'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+	base64.StdEncoding.EncodeToString(sha256Of(script)),
 	base64.StdEncoding.EncodeToString(sha256Of(style)),
 )
 
@@ -172,6 +176,10 @@ func noun(channel string) string {
 	}
 	return "address"
 }
+
+// when is how pages write an expiry: unambiguous for anyone, whatever
+// their time zone.
+func when(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 UTC") }
 
 // wait phrases a duration for people, rounding up so "try again in" is
 // never too early.
