@@ -32,6 +32,10 @@ bench: ## run the benchmarks (no tests); BENCHTIME=10000x for steadier numbers
 bench-gate: ## load-test the login hook against its floor (minutes; docs/benchmarks.md)
 	VIGIL_BENCH_GATE=1 $(GO) test -run '^$$' -bench '^BenchmarkGate$$' -benchtime 1x -count 1 -timeout 30m ./bench/
 
+.PHONY: bench-gate-devices
+bench-gate-devices: ## load-test the login hook with trusted devices against it without (minutes; docs/benchmarks.md)
+	VIGIL_BENCH_GATE=1 $(GO) test -run '^$$' -bench '^BenchmarkGateDevices$$' -benchtime 1x -count 1 -timeout 30m ./bench/
+
 # SMS deliveries from committed challenge to a fake Twilio's acceptance,
 # through the PostgreSQL store's River queue and the real Twilio adapter,
 # for several queue worker counts: peak rate and latency at 200/s. A few

@@ -169,6 +169,12 @@ func checkChannel(ch vigil.Channel) error {
 // codeRequest is the body of POST /self-service/verifications/{id}/code.
 type codeRequest struct {
 	Code string `json:"code"`
+	// FlowID is the Kratos login flow the person is in.
+	FlowID string `json:"flow_id"`
+	// TrustDevice asks to trust the device the code is typed on.
+	TrustDevice bool             `json:"trust_device"`
+	DeviceName  string           `json:"device_name"`
+	DeviceKind  vigil.DeviceKind `json:"device_kind"`
 }
 
 func decodeCodeRequest(r *http.Request) (codeRequest, error) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -93,5 +94,44 @@ func FuzzDecodeLinkForm(f *testing.F) {
 		if status := statusByCode[e.Code]; status < 400 || status > 499 {
 			t.Fatalf("decode error %q maps to %d, want 4xx", e.Code, status)
 		}
+	})
+}
+
+func FuzzDecodeCodeTrust(f *testing.F) {
+	fuzzDecoder(f, []string{
+		`{"code":"123456","flow_id":"5c2b8a74-7c0e-4d0b-9a57-2f5d0c1b9e11","trust_device":true}`,
+		`{"code":"123456","trust_device":true,"device_kind":"mobile_app","device_name":"Ann's phone"}`,
+		`{"code":"1","trust_device":"yes"}`, `{"code":"1","device_kind":7}`, `{"code":"1","device_name":null}`,
+		`{"code":"1","flow_id":{}}`, `{"code":"1","device_name":"\u202e\u0007"}`,
+	}, func(r *http.Request) error { _, err := decodeCodeRequest(r); return err })
+}
+
+// The device endpoints decode into their request types with the one
+// decoder; the engine checks meaning.
+func FuzzDecodeDeviceRequests(f *testing.F) {
+	fuzzDecoder(f, []string{
+		`{"token":"abc"}`, `{"ceremony_id":"0190a6c4-7b8e-7c3a-9d2e-1f2a3b4c5d6e","token":"abc","credential":{"id":"AA"}}`,
+		`{"ceremony_id":"x","credential":null}`, `{"credential":"` + strings.Repeat("A", 1000) + `"}`,
+		`{"device_token":"abc"}`, `{"name":"Front desk","kind":"security_key"}`, `{"kind":"toaster"}`, `{}`,
+		`{"credential":{"response":{"clientDataJSON":[1,2,3]}}}`, `{"credential":1e999}`,
+	}, func(r *http.Request) error {
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		for _, dst := range []any{&enrollOptionsRequest{}, &enrollFinishRequest{}, &proofFinishRequest{}, &refreshRequest{}, &enrollmentRequest{}, &struct{}{}} {
+			rr := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			rr.Header.Set("Content-Type", r.Header.Get("Content-Type"))
+			if err := decodeJSON(rr, dst); err != nil {
+				var e *vigil.Error
+				if !errors.As(err, &e) {
+					return err
+				}
+				if status := statusByCode[e.Code]; status < 400 || status > 499 {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 }

@@ -44,24 +44,6 @@ func errNoVerification() error {
 	return vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
 }
 
-// checkCode: POST /self-service/verifications/{id}/code.
-func (s *Server) checkCode(w http.ResponseWriter, r *http.Request) error {
-	id := chi.URLParam(r, "id")
-	if !validUUID(id) {
-		return errNoVerification()
-	}
-	req, err := decodeCodeRequest(r)
-	if err != nil {
-		return err
-	}
-	v, err := s.svc.CheckCode(r.Context(), id, strings.TrimSpace(req.Code), s.clientIP(r))
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, r, http.StatusOK, newPublicVerification(v))
-	return nil
-}
-
 // malformedInput are the codes that describe the request alone, so a
 // resend may answer them without revealing whether an address is known.
 var malformedInput = map[string]bool{vigil.EINVALID: true, vigil.EADDRESS: true, vigil.EUNSUPPORTEDADDR: true}

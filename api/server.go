@@ -41,6 +41,10 @@ type Config struct {
 	// status callbacks are POSTed to /callbacks/{provider}/status on the
 	// public listener (the provider's servers must reach it).
 	Callbacks map[string]StatusCallback
+	// DeviceCookie is the cookie browsers keep their device token in.
+	DeviceCookie DeviceCookie
+	// Product names the service on pages ("Acme"); empty: "your account".
+	Product string
 }
 
 // StatusCallback reads a provider's delivery report from its request. It
@@ -112,6 +116,17 @@ func (s *Server) publicRoutes() *chi.Mux {
 	r.Get("/self-service/verifications", s.handle(s.sessionStatus, jsonOnly))
 	r.Get("/authz", s.handle(s.authz, jsonOnly))
 	r.Post("/callbacks/{provider}/status", s.handle(s.statusCallback, jsonOnly))
+	r.Get("/self-service/devices", s.handle(s.sessionDevices, jsonOnly))
+	r.Delete("/self-service/devices/{id}", s.handle(s.sessionRevokeDevice, jsonOnly))
+	r.Post("/self-service/devices/token", s.handle(s.refreshDevice, jsonOnly))
+	r.Get("/devices/enroll", s.handle(s.enrollPage, htmlOnly))
+	r.Head("/devices/enroll", s.handle(s.enrollPage, htmlOnly))
+	r.Post("/devices/enroll/options", s.handle(s.enrollOptions, jsonOnly))
+	r.Post("/devices/enroll/finish", s.handle(s.enrollFinish, jsonOnly))
+	r.Get("/devices/webauthn", s.handle(s.proofPage, htmlOnly))
+	r.Head("/devices/webauthn", s.handle(s.proofPage, htmlOnly))
+	r.Post("/devices/webauthn/options", s.handle(s.proofOptions, jsonOnly))
+	r.Post("/devices/webauthn/finish", s.handle(s.proofFinish, jsonOnly))
 	return r
 }
 
@@ -131,6 +146,9 @@ func (s *Server) adminRoutes() *chi.Mux {
 		r.Get("/admin/audit", s.handle(s.audit, jsonOnly))
 		r.Get("/admin/audit/verify", s.handle(s.verifyAudit, jsonOnly))
 		r.Get("/admin/messages", s.handle(s.messages, jsonOnly))
+		r.Get("/admin/identities/{id}/devices", s.handle(s.devices, jsonOnly))
+		r.Post("/admin/identities/{id}/devices/enrollments", s.handle(s.createEnrollment, jsonOnly))
+		r.Delete("/admin/devices/{id}", s.handle(s.revokeDevice, jsonOnly))
 	})
 	return r
 }

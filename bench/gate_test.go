@@ -513,6 +513,19 @@ func serverCost(r *loadResult) time.Duration {
 // gateTable is the benchmark's report.
 func gateTable(openTargets []loadPlan, fixed [][]*loadResult, targets []loadPlan, peak [][][]*loadResult, written int64) string {
 	var sb strings.Builder
+	sb.WriteString(loadTable(openTargets, fixed, targets, peak))
+	floorPeak, gatePeak := peakOf(peak[0]), peakOf(peak[1])
+	fmt.Fprintf(&sb, "p99 at %d req/s, median of rounds: gate %s (target <= 3 ms), floor %s, bare %s\n", gateRate,
+		fmtMS(medianP99(fixed[2])), fmtMS(medianP99(fixed[1])), fmtMS(medianP99(fixed[0])))
+	fmt.Fprintf(&sb, "peak: gate %.0f req/s = %.2f of the floor's %.0f (target >= 0.70); server+PostgreSQL CPU per request at peak: gate %.2f × the floor's\n",
+		gatePeak.rate(), gatePeak.rate()/floorPeak.rate(), floorPeak.rate(), float64(serverCost(gatePeak))/float64(serverCost(floorPeak)))
+	fmt.Fprintf(&sb, "rows inserted, updated or deleted in the schema during the load: %d\n", written)
+	return sb.String()
+}
+
+// loadTable prints every round of the open and closed loops.
+func loadTable(openTargets []loadPlan, fixed [][]*loadResult, targets []loadPlan, peak [][][]*loadResult) string {
+	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nopen loop at %d req/s, %d rounds of %v (each after %v warm-up), at most %d in flight; latency from each request's due time\n",
 		gateRate, gateRounds, gateStep, gateWarmup, gateInFlight)
 	fmt.Fprintf(&sb, "%-6s %5s %8s %6s %6s %8s %8s %8s %8s %8s  %-16s %6s %5s %9s %s\n", "server", "round", "answered", "failed", "req/s",
@@ -544,11 +557,5 @@ func gateTable(openTargets []loadPlan, fixed [][]*loadResult, targets []loadPlan
 		"sched p99: how long its goroutines waited to run once runnable (runtime/metrics /sched/latencies), 99th percentile;\n"+
 		"others / stolen cores: CPU the rest of the machine used meanwhile, and CPU the hypervisor gave to other machines (steal);\n"+
 		"the machine has %d cores, and figures taken while either is well above 0 are disturbed\n\n", runtime.NumCPU())
-	floorPeak, gatePeak := peakOf(peak[0]), peakOf(peak[1])
-	fmt.Fprintf(&sb, "p99 at %d req/s, median of rounds: gate %s (target <= 3 ms), floor %s, bare %s\n", gateRate,
-		fmtMS(medianP99(fixed[2])), fmtMS(medianP99(fixed[1])), fmtMS(medianP99(fixed[0])))
-	fmt.Fprintf(&sb, "peak: gate %.0f req/s = %.2f of the floor's %.0f (target >= 0.70); server+PostgreSQL CPU per request at peak: gate %.2f × the floor's\n",
-		gatePeak.rate(), gatePeak.rate()/floorPeak.rate(), floorPeak.rate(), float64(serverCost(gatePeak))/float64(serverCost(floorPeak)))
-	fmt.Fprintf(&sb, "rows inserted, updated or deleted in the schema during the load: %d\n", written)
 	return sb.String()
 }

@@ -47,6 +47,9 @@ type loadPlan struct {
 	Warmup     time.Duration `json:"warmup"` // same load, not measured
 	Duration   time.Duration `json:"duration"`
 	Identities int           `json:"identities"` // the first Identities of newIdentities
+	// Devices sends each identity's trusted-device token as Kratos
+	// forwards a browser's cookie.
+	Devices bool `json:"devices"`
 }
 
 // loadReport is what the generator saw over the measured part.
@@ -310,6 +313,9 @@ func (c *loadConn) login(ctx context.Context) error {
 	}
 	n := rand.IntN(len(g.ids))
 	c.body = g.tmpl.appendTo(c.body[:0], g.ids[n].String(), gateEmail(n))
+	if g.plan.Devices {
+		c.body = appendDeviceCookie(c.body, g.ids[n])
+	}
 	c.req = append(c.req[:0], "POST "+g.plan.Path+" HTTP/1.1\r\nHost: "+g.plan.Addr+
 		"\r\nContent-Type: application/json\r\n"+"X-Vigil-Key: "+gateKey+"\r\n"...)
 	if g.plan.Kratos {

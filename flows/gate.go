@@ -26,6 +26,9 @@ const (
 type LoginRequest struct {
 	Identity vigil.Identity
 	FlowID   string
+	// DeviceToken is the device token the login presented (a cookie of
+	// a browser, transient_payload.vigil_device of a native app).
+	DeviceToken string
 	Origin
 }
 
@@ -35,6 +38,9 @@ type Origin struct {
 	// AcceptLanguage is the person's browser's Accept-Language; messages
 	// use it when the identity names no language of its own.
 	AcceptLanguage string
+	// UserAgent is the person's User-Agent: shown to people with their
+	// devices, never taken as proof.
+	UserAgent string
 }
 
 // Decision is the gate's answer.
@@ -75,14 +81,23 @@ func (s *Service) Gate(ctx context.Context, r LoginRequest) (*Decision, error) {
 	if !r.Identity.Active {
 		return &Decision{Reason: ReasonInactive}, nil
 	}
-	if !s.cfg.RequiredOnLogin {
+	if !s.cfg.RequiredOnLogin && !s.cfg.Devices.StepUp {
 		return &Decision{Allow: true}, nil
 	}
-	addrs, ok, err := s.satisfied(ctx, r.Identity)
+	// With step-up on, a device token is looked up in the same read as
+	// the addresses, when those must be read at all.
+	var dev deviceLookup
+	if s.cfg.Devices.StepUp && len(r.DeviceToken) == tokenLength {
+		dev.hash = tokenHash(r.DeviceToken)
+	}
+	addrs, ok, err := s.weighLogin(ctx, r.Identity, &dev)
 	if err != nil {
 		return nil, err
 	}
-	if ok {
+	if ok || !s.cfg.RequiredOnLogin {
+		if s.cfg.Devices.StepUp {
+			return s.stepUp(ctx, r, addrs, &dev)
+		}
 		return &Decision{Allow: true}, nil
 	}
 	targets := s.targets(addrs)
@@ -95,13 +110,17 @@ func (s *Service) Gate(ctx context.Context, r LoginRequest) (*Decision, error) {
 	if s.cfg.Soft {
 		return &Decision{Allow: true, Soft: true}, nil
 	}
-	// The first address that can be reached gets the code. One that
-	// cannot (its number is refused, or the last message to it failed)
-	// passes the code to the next, on the other channel if need be, and
-	// the person is told why.
+	return s.reach(ctx, r, targets, vigil.PurposeVerifyAddress)
+}
+
+// reach makes sure the person has a live code for the purpose at the first
+// of targets that can be reached. One that cannot (its number is refused,
+// or the last message to it failed) passes the code to the next, on the
+// other channel if need be, and the person is told why.
+func (s *Service) reach(ctx context.Context, r LoginRequest, targets []*weighed, p vigil.Purpose) (*Decision, error) {
 	var unreached []*weighed
 	for _, t := range targets {
-		d, err := s.challenge(ctx, r, t, false)
+		d, err := s.challenge(ctx, r, t, p, false)
 		if errors.Is(err, errUnreachable) {
 			unreached = append(unreached, t)
 			continue
@@ -109,7 +128,7 @@ func (s *Service) Gate(ctx context.Context, r LoginRequest) (*Decision, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(unreached) > 0 && d.Reason == ReasonVerificationRequired {
+		if len(unreached) > 0 && d.ChallengeID != "" {
 			d.FallbackFrom, d.FallbackDestination = unreached[0].Channel, unreached[0].masked
 		}
 		return d, nil
@@ -117,7 +136,7 @@ func (s *Service) Gate(ctx context.Context, r LoginRequest) (*Decision, error) {
 	// Nothing else to try: send the first address a new code (its last
 	// delivery may have failed for a reason that has passed), unless its
 	// number is refused outright.
-	d, err := s.challenge(ctx, r, unreached[0], true)
+	d, err := s.challenge(ctx, r, unreached[0], p, true)
 	if errors.Is(err, errUnreachable) {
 		return &Decision{Reason: ReasonUndeliverable, Channel: unreached[0].Channel, Destination: unreached[0].masked}, nil
 	}
@@ -134,11 +153,34 @@ var errUnreachable = errors.New("address unreachable")
 // verified on its channel. When the answer is no, it returns the
 // identity's addresses that normalize, for the caller to pick one to verify.
 func (s *Service) satisfied(ctx context.Context, id vigil.Identity) ([]*weighed, bool, error) {
+	return s.weighLogin(ctx, id, nil)
+}
+
+// deviceLookup is a device token's lookup, done by weighLogin when it reads
+// the addresses anyway.
+type deviceLookup struct {
+	hash []byte        // the token's hash; nil: no token to look up
+	done bool          // looked up
+	dev  *vigil.Device // what was found, if anything
+}
+
+// weighLogin is satisfied, reading the device of dev.hash (when set) in
+// the same read as the addresses, if it reads them.
+func (s *Service) weighLogin(ctx context.Context, id vigil.Identity, dev *deviceLookup) ([]*weighed, bool, error) {
 	addrs := weigh(id)
 	if s.cfg.Require.Satisfied(asAddresses(addrs)) {
 		return addrs, true, nil
 	}
-	known, err := s.store.ListAddresses(ctx, id.ID)
+	var (
+		known []*vigil.Address
+		err   error
+	)
+	if dev != nil && dev.hash != nil {
+		known, dev.dev, err = s.store.LoginRead(ctx, id.ID, dev.hash)
+		dev.done = err == nil
+	} else {
+		known, err = s.store.ListAddresses(ctx, id.ID)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("list addresses: %w", err)
 	}
@@ -278,8 +320,11 @@ func (r Require) wants(ch vigil.Channel) bool {
 // cooldown and caps). It returns errUnreachable for an address whose number
 // the SMS protection refuses and, unless retry is set, for one whose last
 // message failed.
-func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed, retry bool) (*Decision, error) {
+func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed, p vigil.Purpose, retry bool) (*Decision, error) {
 	d := &Decision{Reason: ReasonVerificationRequired, Channel: a.Channel, Destination: a.masked}
+	if p == vigil.PurposeLoginStepUp {
+		d.Reason = ReasonNewDevice
+	}
 	lo, err := s.store.GetLockout(ctx, r.Identity.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read lockout: %w", err)
@@ -292,13 +337,22 @@ func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed, ret
 	known, err := s.store.FindAddress(ctx, r.Identity.ID, a.Channel, a.index)
 	switch {
 	case err == nil:
-		open, err := s.store.FindOpenVerification(ctx, known.ID, vigil.PurposeVerifyAddress)
+		open, err := s.store.FindOpenVerification(ctx, known.ID, p)
 		if err == nil && open.State == vigil.StatePending && now.Before(open.ExpiresAt) && open.AttemptsLeft() > 0 && open.Method == vigil.MethodCode {
 			failed, err := s.deliveryFailed(ctx, open)
 			if err != nil {
 				return nil, err
 			}
 			if !failed {
+				// A challenge no login flow claimed yet (one sent at
+				// registration) is this flow's: passing it lets the flow
+				// through. One another flow claimed stays that flow's,
+				// unless the person names this flow when passing it.
+				if open.FlowID == "" && validID(r.FlowID) {
+					if _, err := s.store.BindFlow(ctx, open.ID, r.FlowID); err != nil {
+						return nil, fmt.Errorf("bind challenge to flow: %w", err)
+					}
+				}
 				d.ChallengeID, d.ExpiresAt = open.ID, open.ExpiresAt
 				return d, nil
 			}
@@ -314,8 +368,8 @@ func (s *Service) challenge(ctx context.Context, r LoginRequest, a *weighed, ret
 	}
 	st, err := s.Start(ctx, StartRequest{
 		IdentityID: r.Identity.ID, Address: a.Value, Channel: a.Channel, Method: vigil.MethodCode,
-		Purpose: vigil.PurposeVerifyAddress, ClientIP: r.ClientIP, Actor: "kratos", Locale: r.Identity.Locale,
-		AcceptLanguage: r.AcceptLanguage,
+		Purpose: p, ClientIP: r.ClientIP, Actor: "kratos", Locale: r.Identity.Locale,
+		AcceptLanguage: r.AcceptLanguage, FlowID: r.FlowID,
 	})
 	var ve *vigil.Error
 	switch {

@@ -10,8 +10,13 @@ import (
 	"github.com/vigil-auth/vigil/flows/templates"
 )
 
-// JobAddressNotice tells an address that it was replaced on its account.
-const JobAddressNotice = "address_notice"
+// Notice jobs. JobAddressNotice tells an address that it was replaced on
+// its account; JobDeviceNotice tells the identity's other address of a
+// sign-in from a new device.
+const (
+	JobAddressNotice = "address_notice"
+	JobDeviceNotice  = "device_notice"
+)
 
 // noticePayload carries the old address sealed: the job outlives the
 // address row, and the database never holds it in plaintext.
@@ -21,6 +26,9 @@ type noticePayload struct {
 	Sealed     []byte        `json:"sealed"`
 	Masked     string        `json:"masked"`
 	Locale     string        `json:"locale,omitempty"`
+	// Device and At describe the sign-in of a device notice.
+	Device string    `json:"device,omitempty"`
+	At     time.Time `json:"at,omitzero"`
 }
 
 func (s *Service) queueNotice(ctx context.Context, tx vigil.Tx, a *vigil.Address, lang string, now time.Time) error {
@@ -47,8 +55,13 @@ func (s *Service) notice(ctx context.Context, job *vigil.Job) error {
 		s.log.ErrorContext(ctx, "notice address cannot be opened with the current keys; dropped", "job_id", job.ID)
 		return nil //nolint:nilerr // a retry cannot open it either: the job is dropped, and logged
 	}
-	out, err := s.write(templates.KindAddressChanged, p.Channel, job.ID, string(to), p.Locale,
-		templates.Data{Destination: p.Masked, Channel: p.Channel, Product: s.cfg.Product})
+	kind, event := templates.KindAddressChanged, vigil.EventNoticeSent
+	data := templates.Data{Destination: p.Masked, Channel: p.Channel, Product: s.cfg.Product}
+	if job.Kind == JobDeviceNotice {
+		kind, event = templates.KindNewDevice, vigil.EventNewDeviceNoticeSent
+		data.Device, data.Time = p.Device, p.At
+	}
+	out, err := s.write(kind, p.Channel, job.ID, string(to), p.Locale, data)
 	if err != nil {
 		s.log.ErrorContext(ctx, "notice cannot be written; dropped", "job_id", job.ID, "error", err)
 		return nil
@@ -61,8 +74,49 @@ func (s *Service) notice(ctx context.Context, job *vigil.Job) error {
 		return fmt.Errorf("send notice %s: %w", job.ID, err)
 	}
 	return s.store.InTx(ctx, func(tx vigil.Tx) error {
-		return s.audit(ctx, tx, vigil.EventNoticeSent, p.IdentityID, "", "system", map[string]string{
+		return s.audit(ctx, tx, event, p.IdentityID, "", "system", map[string]string{
 			"channel": string(p.Channel), "destination": p.Masked,
 		})
 	})
+}
+
+// queueDeviceNotice tells the identity's verified address on another
+// channel than v's that a new device signed in with v: someone who took
+// over one channel cannot hide the sign-in from the other. An identity
+// with no such address gets no notice.
+func (s *Service) queueDeviceNotice(ctx context.Context, tx vigil.Tx, v *vigil.Verification, sent *vigil.Message, from Origin, now time.Time) error {
+	addrs, err := tx.ListAddresses(ctx, v.IdentityID)
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
+	}
+	var to *vigil.Address
+	for _, a := range addrs {
+		if a.VerifiedAt != nil && a.Channel != v.Channel && s.enabled(a.Channel) {
+			to = a
+			break
+		}
+	}
+	if to == nil {
+		return nil
+	}
+	device := DescribeUserAgent(from.UserAgent)
+	if ip := hint(from.ClientIP, 64); ip != "" {
+		if device == "" {
+			device = "IP " + ip
+		} else {
+			device += ", IP " + ip
+		}
+	}
+	p := noticePayload{IdentityID: v.IdentityID, Channel: to.Channel, Sealed: to.Sealed, Masked: to.Masked, Device: device, At: now}
+	if sent != nil {
+		p.Locale = sent.Locale
+	}
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode device notice job: %w", err)
+	}
+	if err := tx.InsertJob(ctx, &vigil.Job{ID: newID(), Kind: JobDeviceNotice, Payload: payload, RunAt: now}); err != nil {
+		return fmt.Errorf("queue device notice: %w", err)
+	}
+	return nil
 }

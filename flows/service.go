@@ -35,6 +35,7 @@ type Service struct {
 	log     *slog.Logger
 	obs     Observer
 	ids     vigil.Identities
+	wa      vigil.WebAuthn
 	// sleep waits for d or until ctx ends; tests replace it.
 	sleep func(ctx context.Context, d time.Duration)
 }
@@ -60,6 +61,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		log:     deps.Logger,
 		obs:     deps.Observer,
 		ids:     deps.Identities,
+		wa:      deps.WebAuthn,
 		sleep:   sleepCtx,
 	}
 	for ch, snd := range deps.Senders {
@@ -107,6 +109,12 @@ func (c Config) Validate() error {
 	check(c.Require.Valid(), "require: unknown policy %q (any, email, phone, all)", c.Require)
 	check(c.CodeLength >= 4 && c.CodeLength <= 10, "code_length: must be between 4 and 10, got %d", c.CodeLength)
 	check(c.CodeTTL > 0, "verification_code_expiration: must be positive")
+	check(c.Devices.TrustFor > 0, "devices.trust_for: must be positive")
+	check(c.Devices.IdleFor > 0, "devices.idle_for: must be positive")
+	check(c.Devices.EnrollmentTTL >= time.Minute && c.Devices.EnrollmentTTL <= 7*24*time.Hour,
+		"devices.enrollment_ttl: must be between 1m and 168h, got %s", c.Devices.EnrollmentTTL)
+	check(c.Devices.CeremonyTTL >= time.Second && c.Devices.CeremonyTTL <= 30*time.Minute,
+		"devices.webauthn.timeout: must be between 1s and 30m, got %s", c.Devices.CeremonyTTL)
 	check(c.SMSCodeTTL > 0, "sms code expiration cap: must be positive")
 	check(c.LinkTTL > 0, "link_lifespan: must be positive")
 	check(c.MaxAttempts >= 1, "max_verification_retries: must be at least 1, got %d", c.MaxAttempts)

@@ -69,7 +69,7 @@ func (s *Service) RunJob(ctx context.Context, job *vigil.Job) (time.Time, error)
 		return time.Time{}, s.sync(ctx, job)
 	case JobKratosSummary:
 		return time.Time{}, s.syncSummary(ctx, job)
-	case JobAddressNotice:
+	case JobAddressNotice, JobDeviceNotice:
 		return time.Time{}, s.notice(ctx, job)
 	}
 	s.log.ErrorContext(ctx, "unknown job kind; dropped", "job_id", job.ID, "kind", job.Kind)

@@ -73,6 +73,8 @@ type Config struct {
 	// CaptchaOnResend asks anonymous callers of resend for a CAPTCHA
 	// token (Deps.Captcha checks it).
 	CaptchaOnResend bool
+	// Devices are the trusted-device rules.
+	Devices DeviceRules
 }
 
 // SMSProtection is what stands between an SMS send and the provider's
@@ -157,7 +159,11 @@ func Defaults() Config {
 			PerIdentityHour: 20,
 			PerIPHour:       30,
 		},
-		Lockout:      LockoutRules{Base: time.Minute, Max: 15 * time.Minute, HardAfter: 100},
+		Lockout: LockoutRules{Base: time.Minute, Max: 15 * time.Minute, HardAfter: 100},
+		Devices: DeviceRules{
+			TrustFor: 30 * 24 * time.Hour, IdleFor: 7 * 24 * time.Hour,
+			EnrollmentTTL: 15 * time.Minute, CeremonyTTL: 5 * time.Minute,
+		},
 		RetryBackoff: 2 * time.Second,
 		SMS: SMSProtection{
 			AllowedTypes:  []string{PhoneTypeMobile, PhoneTypeFixedOrMobile},
@@ -189,6 +195,9 @@ type Deps struct {
 	// Identities is the identity provider (Kratos). Without it, verified
 	// addresses are not synced back and session-based calls are refused.
 	Identities vigil.Identities
+	// WebAuthn runs WebAuthn ceremonies for devices admins enroll;
+	// without it enrollment is refused.
+	WebAuthn vigil.WebAuthn
 }
 
 // StartRequest starts (or restarts) verification of one address.
@@ -206,6 +215,9 @@ type StartRequest struct {
 	// default.
 	Locale         string
 	AcceptLanguage string
+	// FlowID is the Kratos login flow the gate starts the verification
+	// for: passing it lets that flow through.
+	FlowID string
 }
 
 // Started is the answer to a start.

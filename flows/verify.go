@@ -53,6 +53,9 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (*Started, error) {
 			if err != nil {
 				return fmt.Errorf("lock verification: %w", err)
 			}
+			if r.FlowID != "" {
+				v.FlowID = r.FlowID // written by renew, under the row lock
+			}
 			if err := s.renew(ctx, tx, v, addr, r.ClientIP, r.Actor, lang, now); err != nil {
 				return err
 			}
@@ -75,6 +78,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (*Started, error) {
 			Method:      r.Method,
 			Purpose:     r.Purpose,
 			State:       vigil.StatePending,
+			FlowID:      r.FlowID,
 			MaxAttempts: s.cfg.MaxAttempts,
 			CreatedAt:   now,
 		}
@@ -407,6 +411,51 @@ func (s *Service) Resend(ctx context.Context, r ResendRequest) error {
 // provider made (Twilio Verify, EngageLab) is compared by that provider,
 // after the attempt is counted and outside any transaction.
 func (s *Service) CheckCode(ctx context.Context, id, code, clientIP string) (*VerificationView, error) {
+	res, err := s.Check(ctx, CheckRequest{ID: id, Code: code, Origin: Origin{ClientIP: clientIP}})
+	if res == nil {
+		return nil, err
+	}
+	return res.Verification, err
+}
+
+// CheckRequest is a code typed by a person, on the device that asks to be
+// trusted when Trust is set.
+type CheckRequest struct {
+	ID   string
+	Code string
+	// FlowID, when set, is the Kratos login flow the person is in: a
+	// passed step-up lets that flow through (else the flow the challenge
+	// was started for).
+	FlowID string
+	Trust  *TrustRequest
+	Origin
+}
+
+// CheckResult is a passed check. Device is set when the device was
+// trusted.
+type CheckResult struct {
+	Verification *VerificationView
+	Device       *IssuedDevice
+}
+
+// Check is CheckCode with the rest of what a person may send along: the
+// login flow they are in, and whether to trust their device. A passed
+// login step-up also tells the identity's other address of the new
+// sign-in.
+func (s *Service) Check(ctx context.Context, r CheckRequest) (*CheckResult, error) {
+	id, code, clientIP := r.ID, r.Code, r.ClientIP
+	if r.FlowID != "" && !validID(r.FlowID) {
+		return nil, vigil.Errorf(vigil.EINVALID, "flow_id must be a Kratos flow id (a UUID).")
+	}
+	if r.Trust != nil {
+		// A security key proves itself with WebAuthn, never with a code.
+		if r.Trust.Kind != "" && r.Trust.Kind != vigil.DeviceBrowser && r.Trust.Kind != vigil.DeviceMobileApp {
+			return nil, vigil.Errorf(vigil.EINVALID, "device_kind must be browser or mobile_app.")
+		}
+		if _, err := deviceName(r.Trust.Name, r.UserAgent, r.Trust.Kind); err != nil {
+			return nil, err
+		}
+	}
 	if !validID(id) {
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "No such verification.")
 	}
@@ -418,11 +467,11 @@ func (s *Service) CheckCode(ctx context.Context, id, code, clientIP string) (*Ve
 		return nil, err
 	}
 	if otp := s.otpOf(sent); otp != nil {
-		return s.checkProviderCode(ctx, id, code, clientIP, sent, otp)
+		return s.checkProviderCode(ctx, r, sent, otp)
 	}
 	var (
 		outcome error // the answer for the client; the transaction commits anyway
-		view    *VerificationView
+		view    *CheckResult
 		ch      vigil.Channel
 		result  string
 	)
@@ -439,7 +488,7 @@ func (s *Service) CheckCode(ctx context.Context, id, code, clientIP string) (*Ve
 			sent = nil // the message read belongs to an older secret
 		}
 		match := s.keys.CheckCode(counted.ID, counted.Generation, code, counted.SecretHash)
-		view, outcome, result, err = s.judge(ctx, tx, counted, match, sent, now)
+		view, outcome, result, err = s.judge(ctx, tx, counted, match, sent, &r, now)
 		return err
 	})
 	if result != "" {
@@ -524,13 +573,17 @@ func (s *Service) countCheck(ctx context.Context, tx vigil.Tx, id, clientIP stri
 
 // judge is the second half of a check: consume on a match, count a
 // failure otherwise.
-func (s *Service) judge(ctx context.Context, tx vigil.Tx, counted *vigil.Verification, match bool, sent *vigil.Message, now time.Time) (*VerificationView, error, string, error) {
+func (s *Service) judge(ctx context.Context, tx vigil.Tx, counted *vigil.Verification, match bool, sent *vigil.Message, r *CheckRequest, now time.Time) (*CheckResult, error, string, error) {
 	if match {
 		view, err := s.succeed(ctx, tx, counted, "user", sent, now)
 		if errors.Is(err, errLostRace) {
 			return nil, vigil.Errorf(vigil.EUSED, "This code was already used."), "used", nil
 		}
-		return view, nil, "verified", err
+		var res *CheckResult
+		if err == nil {
+			res, err = s.afterPass(ctx, tx, counted, view, sent, r, now)
+		}
+		return res, nil, "verified", err
 	}
 	outcome, err := s.fail(ctx, tx, counted, now)
 	return nil, outcome, "wrong_code", err
@@ -541,7 +594,8 @@ func (s *Service) judge(ctx context.Context, tx vigil.Tx, counted *vigil.Verific
 // result is recorded. A provider that cannot answer costs the attempt,
 // as a wrong guess would, so that an outage cannot be used to guess for
 // free.
-func (s *Service) checkProviderCode(ctx context.Context, id, code, clientIP string, sent *vigil.Message, otp vigil.OTPSender) (*VerificationView, error) {
+func (s *Service) checkProviderCode(ctx context.Context, r CheckRequest, sent *vigil.Message, otp vigil.OTPSender) (*CheckResult, error) {
+	id, code, clientIP := r.ID, r.Code, r.ClientIP
 	var (
 		counted *vigil.Verification
 		ref     refusal
@@ -578,12 +632,12 @@ func (s *Service) checkProviderCode(ctx context.Context, id, code, clientIP stri
 		}
 	}
 	var (
-		view    *VerificationView
+		view    *CheckResult
 		outcome error
 	)
 	err = s.store.InTx(ctx, func(tx vigil.Tx) error {
 		var err error
-		view, outcome, result, err = s.judge(ctx, tx, counted, match, sent, s.now())
+		view, outcome, result, err = s.judge(ctx, tx, counted, match, sent, &r, s.now())
 		return err
 	})
 	s.obs.CodeChecked(counted.Channel, result)

@@ -27,10 +27,11 @@ func TestDecodeGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, from, err := decode(b)
+			in, err := decode(b)
 			if err != nil {
 				t.Fatal(err)
 			}
+			id, from := in.Identity, in.Origin
 			if id.ID != "9ab7e622-dfe6-4e57-b6df-8a9eb1bc23d9" || !id.Active || len(id.Addresses) != tc.addrs {
 				t.Fatalf("decoded %+v", id)
 			}
@@ -56,11 +57,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"identity":null}`))
 	f.Add([]byte(`{"identity":{"id":"00000000-0000-0000-0000-000000000000"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		id, from, err := decode(body)
+		in, err := decode(body)
 		if err != nil {
 			return
 		}
-		ip := from.ClientIP
+		id, ip := in.Identity, in.ClientIP
 		if !validUUID(id.ID) || id.ID == nilUUID {
 			t.Fatalf("accepted identity id %q", id.ID)
 		}
@@ -89,11 +90,11 @@ func TestDecodeLanguage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, _, err := decode([]byte(`{"identity":` + tc.identity + `}`))
+			in, err := decode([]byte(`{"identity":` + tc.identity + `}`))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Locale != tc.want {
+			if got := in.Identity; got.Locale != tc.want {
 				t.Fatalf("locale %q, want %q", got.Locale, tc.want)
 			}
 		})
@@ -111,12 +112,41 @@ func TestDecodeAcceptLanguage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, from, err := decode([]byte(identity + `,"request_headers":` + tc.headers + `}`))
+			in, err := decode([]byte(identity + `,"request_headers":` + tc.headers + `}`))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if from.AcceptLanguage != tc.want {
-				t.Fatalf("accept-language %q, want %q", from.AcceptLanguage, tc.want)
+			if in.AcceptLanguage != tc.want {
+				t.Fatalf("accept-language %q, want %q", in.AcceptLanguage, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeDevice(t *testing.T) {
+	t.Parallel()
+	const identity = `{"identity":{"id":"9ab7e622-dfe6-4e57-b6df-8a9eb1bc23d9"}`
+	for _, tc := range []struct{ name, rest, flow, ua, want string }{
+		{"browser cookie", `,"request_cookies":{"vigil_device":"c00kie","vigil_other":"x"}`, "", "", "c00kie"},
+		{"app transient payload", `,"flow":{"id":"5c2b8a74-7c0e-4d0b-9a57-2f5d0c1b9e11","type":"api","transient_payload":{"vigil_device":"app"}}`,
+			"5c2b8a74-7c0e-4d0b-9a57-2f5d0c1b9e11", "", "app"},
+		{"cookie wins over payload", `,"flow":{"id":"f","transient_payload":{"vigil_device":"app"}},"request_cookies":{"vigil_device":"c00kie"}`, "f", "", "c00kie"},
+		{"payload of another shape", `,"flow":{"id":"f","transient_payload":{"vigil_device":{"x":1}}},"request_cookies":{"vigil_device":7}`, "f", "", ""},
+		{"user agent from the session", `,"session":{"devices":[{"ip_address":"10.0.0.1:5","user_agent":"Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}]}`,
+			"", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", ""},
+		{"none", ``, "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in, err := decode([]byte(identity + tc.rest + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := in.deviceToken("vigil_device"); got != tc.want {
+				t.Fatalf("device token %q, want %q", got, tc.want)
+			}
+			if in.FlowID != tc.flow || in.UserAgent != tc.ua {
+				t.Fatalf("flow %q, user agent %q", in.FlowID, in.UserAgent)
 			}
 		})
 	}

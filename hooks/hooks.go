@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-auth/vigil"
 	"github.com/vigil-auth/vigil/flows"
 )
 
@@ -33,7 +32,14 @@ type Config struct {
 	APIKey  string
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// DeviceCookie is the name of the device token's cookie; default
+	// DefaultDeviceCookie.
+	DeviceCookie string
 }
+
+// DefaultDeviceCookie is the device token cookie's default name. The
+// shipped login Jsonnet passes on cookies whose names start with vigil_.
+const DefaultDeviceCookie = "vigil_device"
 
 // Handler serves POST /hooks/kratos/{registration,login,settings,verification}.
 type Handler struct {
@@ -49,6 +55,9 @@ func New(cfg Config, svc *flows.Service) *Handler {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.DeviceCookie == "" {
+		cfg.DeviceCookie = DefaultDeviceCookie
 	}
 	h := &Handler{cfg: cfg, svc: svc, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /hooks/kratos/login", h.serve("login", h.login))
@@ -66,7 +75,7 @@ type answer struct {
 	body   []byte
 }
 
-type hookFunc func(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error)
+type hookFunc func(ctx context.Context, in *input, trigger string) (answer, error)
 
 // serve wraps a hook: authenticate, cap and decode the body, run the hook
 // once per trigger id under a deadline, write the answer.
@@ -92,7 +101,7 @@ func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 			write(w, http.StatusBadRequest, messagesBody(badRequestMessage("body could not be read")))
 			return
 		}
-		id, from, err := decode(body)
+		in, err := decode(body)
 		if err != nil {
 			log().WarnContext(r.Context(), "hook body refused", "error", err)
 			write(w, http.StatusBadRequest, messagesBody(badRequestMessage(err.Error())))
@@ -100,9 +109,9 @@ func (h *Handler) serve(name string, fn hookFunc) http.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 		defer cancel()
-		a, err := fn(ctx, id, from, r.Header.Get("Ory-Webhook-Trigger-Id"))
+		a, err := fn(ctx, in, r.Header.Get("Ory-Webhook-Trigger-Id"))
 		if err != nil {
-			log().ErrorContext(r.Context(), "hook failed", "identity_id", id.ID, "error", err)
+			log().ErrorContext(r.Context(), "hook failed", "identity_id", in.Identity.ID, "error", err)
 			if name == "login" {
 				// A decision must never be a 5xx: Kratos would retry and
 				// then show nothing. Fail closed with a message instead.
@@ -167,8 +176,10 @@ var allow = answer{status: http.StatusNoContent}
 // the trigger: answering a retry again costs nothing and changes nothing.
 // A block is kept per trigger, so a retry gets the very same message; the
 // gate would reuse the challenge anyway while it is valid.
-func (h *Handler) login(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error) {
-	d, err := h.svc.Gate(ctx, flows.LoginRequest{Identity: id, Origin: from})
+func (h *Handler) login(ctx context.Context, in *input, trigger string) (answer, error) {
+	d, err := h.svc.Gate(ctx, flows.LoginRequest{
+		Identity: in.Identity, FlowID: in.FlowID, DeviceToken: in.deviceToken(h.cfg.DeviceCookie), Origin: in.Origin,
+	})
 	if err != nil {
 		return answer{}, err
 	}
@@ -180,14 +191,14 @@ func (h *Handler) login(ctx context.Context, id vigil.Identity, from flows.Origi
 	})
 }
 
-func (h *Handler) registration(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error) {
-	return h.once(ctx, trigger, "registration", func() (answer, error) { return allow, h.svc.Registered(ctx, id, from) })
+func (h *Handler) registration(ctx context.Context, in *input, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "registration", func() (answer, error) { return allow, h.svc.Registered(ctx, in.Identity, in.Origin) })
 }
 
-func (h *Handler) settings(ctx context.Context, id vigil.Identity, from flows.Origin, trigger string) (answer, error) {
-	return h.once(ctx, trigger, "settings", func() (answer, error) { return allow, h.svc.SettingsChanged(ctx, id, from) })
+func (h *Handler) settings(ctx context.Context, in *input, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "settings", func() (answer, error) { return allow, h.svc.SettingsChanged(ctx, in.Identity, in.Origin) })
 }
 
-func (h *Handler) verification(ctx context.Context, id vigil.Identity, _ flows.Origin, trigger string) (answer, error) {
-	return h.once(ctx, trigger, "verification", func() (answer, error) { return allow, h.svc.KratosVerified(ctx, id) })
+func (h *Handler) verification(ctx context.Context, in *input, trigger string) (answer, error) {
+	return h.once(ctx, trigger, "verification", func() (answer, error) { return allow, h.svc.KratosVerified(ctx, in.Identity) })
 }

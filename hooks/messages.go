@@ -19,6 +19,7 @@ const (
 	MsgUnavailable          = 4070006
 	MsgBadRequest           = 4070007
 	MsgUndeliverable        = 4070008
+	MsgNewDevice            = 4070009
 )
 
 // message is one entry of Kratos' "messages" answer.
@@ -74,6 +75,15 @@ func blockMessage(d *flows.Decision) message {
 			ctx["fallback_from_destination"] = d.FallbackDestination
 			m.Text = fmt.Sprintf("We could not send a code to your %s %s, so we sent one to your %s %s. Enter it to confirm your account.",
 				channelWords[string(d.FallbackFrom)], d.FallbackDestination, channelWords[string(d.Channel)], d.Destination)
+		}
+	case flows.ReasonNewDevice:
+		m.ID = MsgNewDevice
+		m.Text = fmt.Sprintf("You are signing in on a new device. Enter the code we sent to %s to continue.", d.Destination)
+		if d.FallbackFrom != "" {
+			ctx["fallback_from_channel"] = string(d.FallbackFrom)
+			ctx["fallback_from_destination"] = d.FallbackDestination
+			m.Text = fmt.Sprintf("You are signing in on a new device. We could not send a code to %s, so we sent one to %s. Enter it to continue.",
+				d.FallbackDestination, d.Destination)
 		}
 	case flows.ReasonUndeliverable:
 		m.ID = MsgUndeliverable

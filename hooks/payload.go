@@ -27,9 +27,19 @@ type payload struct {
 		} `json:"verifiable_addresses"`
 	} `json:"identity"`
 	Flow *struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
+		ID               string `json:"id"`
+		Type             string `json:"type"`
+		TransientPayload *struct {
+			// VigilDevice is a native app's device token; any, so that
+			// a payload of another shape does not make the body
+			// unreadable.
+			VigilDevice any `json:"vigil_device"`
+		} `json:"transient_payload"`
 	} `json:"flow"`
+	// RequestCookies are the cookies of the person's request (the shipped
+	// Jsonnet passes on only Vigil's own). Kratos sends none for API
+	// flows.
+	RequestCookies map[string]any `json:"request_cookies"`
 	// RequestHeaders are the headers of the person's request, as far as
 	// Kratos' clients.web_hook.header_allowlist lets them through
 	// (Accept-Language is on its default list).
@@ -66,25 +76,47 @@ const nilUUID = "00000000-0000-0000-0000-000000000000"
 
 var errPreIdentity = errors.New("the identity has no id yet: run this hook after the identity is stored (no response.parse on registration hooks)")
 
+// input is what a hook body says: the identity it is about and what it
+// says of the person's request.
+type input struct {
+	Identity vigil.Identity
+	flows.Origin
+	FlowID string
+	// Cookies are the request's cookies with string values.
+	Cookies map[string]string
+	// AppDevice is transient_payload.vigil_device of a native app.
+	AppDevice string
+}
+
+// deviceToken is the device token the request presented: the browser's
+// cookie, else the app's transient payload.
+func (in *input) deviceToken(cookie string) string {
+	if t := in.Cookies[cookie]; t != "" {
+		return t
+	}
+	return in.AppDevice
+}
+
 // decode reads a hook body into the identity it is about and what it says
-// of the person's request: the client IP, if the body carries a session,
-// and the Accept-Language header, if it carries the request's headers.
-func decode(body []byte) (vigil.Identity, flows.Origin, error) {
+// of the person's request: the client IP and user agent, if the body
+// carries a session; the Accept-Language header, if it carries the
+// request's headers; the flow; and the device token, if any.
+func decode(body []byte) (*input, error) {
 	var p payload
 	// Unmarshal, not a Decoder: it reads the body in place (a Decoder
 	// copies it into its own buffer first) and refuses data after the
 	// object.
 	if err := json.Unmarshal(body, &p); err != nil {
-		return vigil.Identity{}, flows.Origin{}, fmt.Errorf("body is not the expected JSON object: %w", err)
+		return nil, fmt.Errorf("body is not the expected JSON object: %w", err)
 	}
 	if p.Identity == nil {
-		return vigil.Identity{}, flows.Origin{}, errors.New("body has no identity")
+		return nil, errors.New("body has no identity")
 	}
 	if p.Identity.ID == nilUUID {
-		return vigil.Identity{}, flows.Origin{}, errPreIdentity
+		return nil, errPreIdentity
 	}
 	if !validUUID(p.Identity.ID) {
-		return vigil.Identity{}, flows.Origin{}, errors.New("identity.id is not a UUID")
+		return nil, errors.New("identity.id is not a UUID")
 	}
 	id := vigil.Identity{ID: p.Identity.ID, Active: p.Identity.State != "inactive"}
 	id.Locale = p.Identity.Traits.get()
@@ -101,16 +133,33 @@ func decode(body []byte) (vigil.Identity, flows.Origin, error) {
 		}
 		id.Addresses = append(id.Addresses, vigil.IdentityAddress{Channel: ch, Value: a.Value, Verified: a.Verified})
 	}
-	var from flows.Origin
+	in := &input{Identity: id}
 	if p.Session != nil && len(p.Session.Devices) > 0 {
-		from.ClientIP = hostOnly(p.Session.Devices[0].IPAddress)
+		in.ClientIP = hostOnly(p.Session.Devices[0].IPAddress)
+		if ua := p.Session.Devices[0].UserAgent; len(ua) <= 1024 {
+			in.UserAgent = ua
+		}
 	}
 	for name, values := range p.RequestHeaders {
 		if strings.EqualFold(name, "Accept-Language") && len(values) > 0 && len(values[0]) <= 256 {
-			from.AcceptLanguage = values[0]
+			in.AcceptLanguage = values[0]
 		}
 	}
-	return id, from, nil
+	if p.Flow != nil {
+		in.FlowID = p.Flow.ID
+		if tp := p.Flow.TransientPayload; tp != nil {
+			in.AppDevice, _ = tp.VigilDevice.(string)
+		}
+	}
+	for name, v := range p.RequestCookies {
+		if s, ok := v.(string); ok {
+			if in.Cookies == nil {
+				in.Cookies = map[string]string{}
+			}
+			in.Cookies[name] = s
+		}
+	}
+	return in, nil
 }
 
 // hostOnly drops the port Kratos may append to a device's address

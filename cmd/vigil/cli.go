@@ -89,6 +89,7 @@ variables. Start locally with: vigil serve --dev`,
 		c.versionCmd(),
 		c.verificationsCmd(),
 		c.templatesCmd(),
+		c.devicesCmd(),
 	)
 	return root
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-auth/vigil"
+	"github.com/vigil-auth/vigil/adapters/webauthn"
 	"github.com/vigil-auth/vigil/flows"
 	"github.com/vigil-auth/vigil/flows/templates"
 )
@@ -34,6 +37,7 @@ type Config struct {
 	Delivery     DeliveryConfig     `yaml:"delivery"`
 	Templates    TemplatesConfig    `yaml:"templates"`
 	Captcha      CaptchaConfig      `yaml:"captcha"`
+	Devices      DevicesConfig      `yaml:"devices"`
 	Log          LogConfig          `yaml:"log"`
 	Database     DatabaseConfig     `yaml:"database"`
 
@@ -212,6 +216,40 @@ type CaptchaConfig struct {
 	URL      string `yaml:"url"`
 }
 
+// DevicesConfig is trusted devices: step-up on new devices, device
+// tokens, and WebAuthn enrollment by admins.
+type DevicesConfig struct {
+	// StepUpOnNewDevice blocks a login from a device without valid trust
+	// until a code sent to a verified address is typed.
+	StepUpOnNewDevice bool               `yaml:"step_up_on_new_device"`
+	TrustFor          time.Duration      `yaml:"trust_for"`
+	IdleFor           time.Duration      `yaml:"idle_for"`
+	EnrollmentTTL     time.Duration      `yaml:"enrollment_ttl"`
+	Cookie            DeviceCookieConfig `yaml:"cookie"`
+	WebAuthn          WebAuthnConfig     `yaml:"webauthn"`
+}
+
+// DeviceCookieConfig is the cookie browsers keep their device token in.
+type DeviceCookieConfig struct {
+	// Name must start with vigil_: the shipped login Jsonnet passes on
+	// only those cookies.
+	Name string `yaml:"name"`
+	// Domain must be one Kratos' pages are also under, so that Kratos
+	// forwards the cookie to the login hook; empty: the host that set it.
+	Domain   string `yaml:"domain"`
+	Secure   bool   `yaml:"secure"`
+	SameSite string `yaml:"same_site"` // lax | strict | none
+}
+
+// WebAuthnConfig is the relying party devices enroll with. Enrollment is
+// off while rp_id is empty.
+type WebAuthnConfig struct {
+	RPID    string        `yaml:"rp_id"`
+	RPName  string        `yaml:"rp_name"`
+	Origins []string      `yaml:"origins"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // json | text; empty: json, or text with --dev
@@ -306,8 +344,13 @@ func DefaultConfig() Config {
 			}},
 		},
 		Templates: TemplatesConfig{DefaultLanguage: templates.DefaultLanguage},
-		Log:       LogConfig{Level: "info"},
-		Database:  DatabaseConfig{MaxConns: 10},
+		Devices: DevicesConfig{
+			TrustFor: 30 * 24 * time.Hour, IdleFor: 7 * 24 * time.Hour, EnrollmentTTL: 15 * time.Minute,
+			Cookie:   DeviceCookieConfig{Name: "vigil_device", Secure: true, SameSite: "lax"},
+			WebAuthn: WebAuthnConfig{RPName: "Vigil", Timeout: 5 * time.Minute},
+		},
+		Log:      LogConfig{Level: "info"},
+		Database: DatabaseConfig{MaxConns: 10},
 	}
 }
 
@@ -819,6 +862,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateDelivery(&ps)
+	c.validateDevices(&ps)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -998,5 +1042,73 @@ func (c *Config) Flows() flows.Config {
 	}
 	f.Product = c.Templates.Product
 	f.CaptchaOnResend = c.Captcha.Provider != ""
+	d := c.Devices
+	f.Devices = flows.DeviceRules{
+		StepUp: d.StepUpOnNewDevice, TrustFor: d.TrustFor, IdleFor: d.IdleFor,
+		EnrollmentTTL: d.EnrollmentTTL, CeremonyTTL: d.WebAuthn.Timeout,
+	}
 	return f
+}
+
+// validateDevices checks the devices section. The WebAuthn relying party
+// itself (rp_id against origins) is checked when it is built.
+func (c *Config) validateDevices(ps *problems) {
+	d := c.Devices
+	checkPositive(ps, "devices.trust_for", d.TrustFor)
+	checkPositive(ps, "devices.idle_for", d.IdleFor)
+	if d.EnrollmentTTL < time.Minute || d.EnrollmentTTL > 7*24*time.Hour {
+		ps.addf("devices.enrollment_ttl", "must be between 1m and 168h, got %s", d.EnrollmentTTL)
+	}
+	if d.WebAuthn.Timeout < time.Second || d.WebAuthn.Timeout > 30*time.Minute {
+		ps.addf("devices.webauthn.timeout", "must be between 1s and 30m, got %s", d.WebAuthn.Timeout)
+	}
+	if !strings.HasPrefix(d.Cookie.Name, "vigil_") || !validCookieName(d.Cookie.Name) {
+		ps.addf("devices.cookie.name", "must start with vigil_ (the shipped login Jsonnet passes on only those cookies) and be a cookie name, got %q", d.Cookie.Name)
+	}
+	if _, ok := sameSiteModes[d.Cookie.SameSite]; !ok {
+		ps.addf("devices.cookie.same_site", "must be lax, strict or none, got %q", d.Cookie.SameSite)
+	}
+	if d.Cookie.SameSite == "none" && !d.Cookie.Secure {
+		ps.addf("devices.cookie.same_site", "none needs devices.cookie.secure: browsers drop such cookies otherwise")
+	}
+	if d.WebAuthn.RPID == "" && len(d.WebAuthn.Origins) > 0 {
+		ps.addf("devices.webauthn.rp_id", "required when devices.webauthn.origins is set")
+	}
+	if d.WebAuthn.RPID != "" && len(d.WebAuthn.Origins) == 0 {
+		ps.addf("devices.webauthn.origins", "list the origins the enrollment pages are served on (%s)", c.Serve.Public.BaseURL)
+	}
+	if d.WebAuthn.RPID != "" && len(d.WebAuthn.Origins) > 0 {
+		if err := c.webauthnConfig().Validate(); err != nil {
+			ps.addf("devices.webauthn", "%v", err)
+		}
+		// The enrollment links point at the public base URL: its origin
+		// must be one the ceremonies may run on.
+		if u, err := url.Parse(c.Serve.Public.BaseURL); err == nil && isHTTPURL(c.Serve.Public.BaseURL) &&
+			!slices.Contains(d.WebAuthn.Origins, u.Scheme+"://"+u.Host) {
+			ps.addf("devices.webauthn.origins", "must include the origin of serve.public.base_url (%s://%s): enrollment links open there", u.Scheme, u.Host)
+		}
+	}
+}
+
+func (c *Config) webauthnConfig() webauthn.Config {
+	w := c.Devices.WebAuthn
+	return webauthn.Config{RPID: w.RPID, RPName: w.RPName, Origins: w.Origins, Timeout: w.Timeout}
+}
+
+var sameSiteModes = map[string]http.SameSite{
+	"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode,
+}
+
+func validCookieName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, c := range n {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

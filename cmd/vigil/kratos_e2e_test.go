@@ -427,3 +427,99 @@ func TestKratosMessageLanguage(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
 	require.Equal(t, "Confirmez votre adresse e-mail", subject(2), "no locale trait: the browser's Accept-Language")
 }
+
+// checkCode posts a code to Vigil's public API with the rest of what an app
+// may send, and returns the answer.
+func (e *kratosEnv) checkCode(t *testing.T, challenge string, body map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	resp, err := http.Post(e.public+"/self-service/verifications/"+challenge+"/code", "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", raw)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out))
+	return out
+}
+
+// TestKratosTrustedDevices walks a native app through step-up on new
+// devices: device A is challenged, passes, is trusted, and then logs in
+// without a challenge; device B is challenged; once A is revoked, A is
+// challenged again.
+func TestKratosTrustedDevices(t *testing.T) {
+	t.Parallel()
+	e := startWithKratos(t, kratosOptions{configure: func(c *Config) {
+		c.Devices.StepUpOnNewDevice = true
+	}})
+	const login = "dana@example.com"
+	id, resp := e.kratos.Register(t, map[string]any{"email": login}, kratosPassword, nil)
+	require.NotEmpty(t, id, "registration: %d %s", resp.Status, resp.Body)
+
+	// The first login verifies the address; passing it for this flow is
+	// also the step-up, so no second code is needed.
+	flow := e.kratos.LoginFlow(t)
+	status, body := e.kratos.SubmitLogin(t, flow, login, kratosPassword, nil)
+	require.Equal(t, http.StatusBadRequest, status, "%s", body)
+	msgID, ctx := uiMessage(t, body)
+	require.Equal(t, 4070001, msgID)
+	challenge, _ := ctx["challenge_id"].(string)
+	e.checkCode(t, challenge, map[string]any{"code": e.emailCode(t, 1), "flow_id": flow})
+	status, body = e.kratos.SubmitLogin(t, flow, login, kratosPassword, nil)
+	require.Equal(t, http.StatusOK, status, "%s", body)
+
+	// Device A: a new login from a device Vigil does not know.
+	flow = e.kratos.LoginFlow(t)
+	status, body = e.kratos.SubmitLogin(t, flow, login, kratosPassword, nil)
+	require.Equal(t, http.StatusBadRequest, status, "%s", body)
+	msgID, ctx = uiMessage(t, body)
+	require.Equal(t, 4070009, msgID)
+	require.Equal(t, "new_device", ctx["reason"])
+	require.Equal(t, "email", ctx["channel"])
+	require.Empty(t, kratostest.SessionTokenOrEmpty(body), "a challenged login leaves no session")
+	challenge, _ = ctx["challenge_id"].(string)
+	answer := e.checkCode(t, challenge, map[string]any{
+		"code": e.emailCode(t, 2), "flow_id": flow,
+		"trust_device": true, "device_kind": "mobile_app", "device_name": "Dana's phone",
+	})
+	tokenA, _ := answer["device_token"].(string)
+	require.Len(t, tokenA, 43, "%v", answer)
+	deviceA, _ := answer["device"].(map[string]any)
+	require.Equal(t, "Dana's phone", deviceA["name"])
+	device := map[string]any{"vigil_device": tokenA}
+	status, body = e.kratos.SubmitLogin(t, flow, login, kratosPassword, device)
+	require.Equal(t, http.StatusOK, status, "the passed flow, submitted again: %s", body)
+
+	// The next login from A passes without a challenge.
+	status, body = e.kratos.Login(t, login, kratosPassword, device)
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	require.NotEmpty(t, kratostest.SessionToken(t, body))
+	require.Len(t, e.mail.Messages(), 2, "no code for a trusted device")
+
+	// Device B has no token, or a made-up one: challenged.
+	for _, b := range []map[string]any{nil, {"vigil_device": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}} {
+		status, body = e.kratos.Login(t, login, kratosPassword, b)
+		require.Equal(t, http.StatusBadRequest, status, "%s", body)
+		msgID, _ = uiMessage(t, body)
+		require.Equal(t, 4070009, msgID)
+	}
+
+	// Revoke A: its next login is challenged.
+	var list struct {
+		Devices []struct {
+			ID      string `json:"id"`
+			Trusted bool   `json:"trusted"`
+		} `json:"devices"`
+	}
+	admin := "http://" + e.vigil.AdminAddr.String()
+	require.Equal(t, http.StatusOK, call(t, http.MethodGet, admin+"/admin/identities/"+id+"/devices", e.vigil.Config.Admin.APIKey, nil, &list))
+	require.Len(t, list.Devices, 1)
+	require.True(t, list.Devices[0].Trusted)
+	require.Equal(t, http.StatusOK, call(t, http.MethodDelete, admin+"/admin/devices/"+list.Devices[0].ID, e.vigil.Config.Admin.APIKey, nil, nil))
+	status, body = e.kratos.Login(t, login, kratosPassword, device)
+	require.Equal(t, http.StatusBadRequest, status, "%s", body)
+	msgID, ctx = uiMessage(t, body)
+	require.Equal(t, 4070009, msgID)
+	require.Equal(t, "new_device", ctx["reason"])
+}

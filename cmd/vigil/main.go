@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-auth/vigil/adapters/kratos"
 	"github.com/vigil-auth/vigil/adapters/postgres"
 	"github.com/vigil-auth/vigil/adapters/sqlite"
+	"github.com/vigil-auth/vigil/adapters/webauthn"
 	"github.com/vigil-auth/vigil/api"
 	"github.com/vigil-auth/vigil/flows"
 	"github.com/vigil-auth/vigil/hooks"
@@ -224,6 +225,13 @@ func (m *Main) Open(ctx context.Context, o OpenOptions) error {
 		}
 		deps.Identities = ids
 	}
+	if w := m.Config.Devices.WebAuthn; w.RPID != "" {
+		rp, err := webauthn.New(m.Config.webauthnConfig())
+		if err != nil {
+			return fmt.Errorf("devices.webauthn: %w", err)
+		}
+		deps.WebAuthn = rp
+	}
 	if m.Service, err = flows.New(m.Config.Flows(), deps); err != nil {
 		return fmt.Errorf("build verification service: %w", err)
 	}
@@ -250,6 +258,12 @@ func (m *Main) Serve(ctx context.Context, o OpenOptions) error {
 		TrustProxyHeaders: m.Config.Serve.TrustProxyHeaders,
 		Version:           version,
 		Callbacks:         m.callbacks,
+		Product:           m.Config.Templates.Product,
+		DeviceCookie: api.DeviceCookie{
+			Name: m.Config.Devices.Cookie.Name, Domain: m.Config.Devices.Cookie.Domain,
+			Secure: m.Config.Devices.Cookie.Secure, SameSite: sameSiteModes[m.Config.Devices.Cookie.SameSite],
+			MaxAge: m.Config.Devices.TrustFor,
+		},
 	}, m.Service)
 
 	pubAddr := joinHostPort(m.Config.Serve.Public.Host, m.Config.Serve.Public.Port)
@@ -269,7 +283,9 @@ func (m *Main) Serve(ctx context.Context, o OpenOptions) error {
 	// Kratos' web hooks share the admin listener but not its key: they
 	// authenticate with hooks.api_key.
 	admin := http.NewServeMux()
-	admin.Handle("/hooks/kratos/", hooks.New(hooks.Config{APIKey: m.Config.Hooks.APIKey, Logger: m.Logger}, m.Service))
+	admin.Handle("/hooks/kratos/", hooks.New(hooks.Config{
+		APIKey: m.Config.Hooks.APIKey, Logger: m.Logger, DeviceCookie: m.Config.Devices.Cookie.Name,
+	}, m.Service))
 	admin.Handle("/", srv.Admin())
 	m.admin = m.httpServer(admin, "admin")
 
