@@ -103,34 +103,7 @@ func BenchmarkGate(b *testing.B) {
 	}
 	openTargets := append([]loadPlan{{Name: "bare", Addr: bareAddr, Path: "/bare"}}, targets...)
 	writtenBefore := rowsWritten(ctx, b, floorDB)
-	// Rounds interleave the servers, so that a burst of other work on the
-	// machine hits one round rather than one server.
-	meter := pgMeter(ctx, b, gateApp)
-	fixed := make([][]*loadResult, len(openTargets)) // [server][round]
-	peak := make([][][]*loadResult, len(targets))    // [server][level][round]
-	for i := range peak {
-		peak[i] = make([][]*loadResult, len(gatePeakClients))
-	}
-	for range gateRounds {
-		for i, p := range openTargets {
-			p.Rate, p.Clients, p.Warmup, p.Duration, p.Identities = gateRate, gateInFlight, gateWarmup, gateStep, len(ids)
-			r := runLoad(ctx, b, meter, p)
-			if r.Failed > 0 {
-				b.Errorf("%s: %d of %d requests failed, first: %s", p.Name, r.Failed, r.Sent, r.FirstErr)
-			}
-			fixed[i] = append(fixed[i], r)
-		}
-		for l, c := range gatePeakClients {
-			for i, p := range targets {
-				p.Clients, p.Warmup, p.Duration, p.Identities = c, time.Second, gatePeakStep, len(ids)
-				r := runLoad(ctx, b, meter, p)
-				if r.Failed > 0 {
-					b.Errorf("%s, %d clients: %d requests failed, first: %s", p.Name, c, r.Failed, r.FirstErr)
-				}
-				peak[i][l] = append(peak[i][l], r)
-			}
-		}
-	}
+	fixed, peak := measureRounds(ctx, b, pgMeter(ctx, b, gateApp), openTargets, targets, len(ids))
 
 	written := rowsWritten(ctx, b, floorDB) - writtenBefore
 	if written != 0 {
@@ -146,6 +119,40 @@ func BenchmarkGate(b *testing.B) {
 	b.ReportMetric(floorPeak, "floor-peak-req/s")
 	b.ReportMetric(gatePeak, "gate-peak-req/s")
 	b.ReportMetric(gatePeak/floorPeak, "ratio")
+}
+
+// measureRounds runs gateRounds rounds, interleaving the servers so that
+// a burst of other work on the machine hits one round rather than one
+// server: each of open at the fixed rate, then each of closed at every
+// peak level. It returns fixed[server][round] and peak[server][level][round].
+func measureRounds(ctx context.Context, b *testing.B, meter cpuMeter, open, closed []loadPlan, identities int) ([][]*loadResult, [][][]*loadResult) {
+	b.Helper()
+	fixed := make([][]*loadResult, len(open))
+	peak := make([][][]*loadResult, len(closed))
+	for i := range peak {
+		peak[i] = make([][]*loadResult, len(gatePeakClients))
+	}
+	for range gateRounds {
+		for i, p := range open {
+			p.Rate, p.Clients, p.Warmup, p.Duration, p.Identities = gateRate, gateInFlight, gateWarmup, gateStep, identities
+			r := runLoad(ctx, b, meter, p)
+			if r.Failed > 0 {
+				b.Errorf("%s: %d of %d requests failed, first: %s", p.Name, r.Failed, r.Sent, r.FirstErr)
+			}
+			fixed[i] = append(fixed[i], r)
+		}
+		for l, c := range gatePeakClients {
+			for i, p := range closed {
+				p.Clients, p.Warmup, p.Duration, p.Identities = c, time.Second, gatePeakStep, identities
+				r := runLoad(ctx, b, meter, p)
+				if r.Failed > 0 {
+					b.Errorf("%s, %d clients: %d requests failed, first: %s", p.Name, c, r.Failed, r.FirstErr)
+				}
+				peak[i][l] = append(peak[i][l], r)
+			}
+		}
+	}
+	return fixed, peak
 }
 
 // gateApp names the benchmark's PostgreSQL connections, so that their

@@ -65,32 +65,7 @@ func BenchmarkGateDevices(b *testing.B) {
 	}
 	floorDB := floorConns(ctx, b, dsn)
 	writtenBefore := rowsWritten(ctx, b, floorDB)
-	meter := pgMeter(ctx, b, gateApp)
-	fixed := make([][]*loadResult, len(targets))
-	peak := make([][][]*loadResult, len(targets))
-	for i := range peak {
-		peak[i] = make([][]*loadResult, len(gatePeakClients))
-	}
-	for range gateRounds {
-		for i, p := range targets {
-			p.Rate, p.Clients, p.Warmup, p.Duration, p.Identities = gateRate, gateInFlight, gateWarmup, gateStep, len(ids)
-			r := runLoad(ctx, b, meter, p)
-			if r.Failed > 0 {
-				b.Errorf("%s: %d of %d requests failed, first: %s", p.Name, r.Failed, r.Sent, r.FirstErr)
-			}
-			fixed[i] = append(fixed[i], r)
-		}
-		for l, c := range gatePeakClients {
-			for i, p := range targets {
-				p.Clients, p.Warmup, p.Duration, p.Identities = c, time.Second, gatePeakStep, len(ids)
-				r := runLoad(ctx, b, meter, p)
-				if r.Failed > 0 {
-					b.Errorf("%s, %d clients: %d requests failed, first: %s", p.Name, c, r.Failed, r.FirstErr)
-				}
-				peak[i][l] = append(peak[i][l], r)
-			}
-		}
-	}
+	fixed, peak := measureRounds(ctx, b, pgMeter(ctx, b, gateApp), targets, targets, len(ids))
 	written := rowsWritten(ctx, b, floorDB) - writtenBefore
 	if written != 0 {
 		b.Errorf("the load wrote %d rows; a trusted device seen within the hour must write none", written)
