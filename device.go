@@ -157,8 +157,10 @@ type DeviceStore interface {
 	FindDeviceByToken(ctx context.Context, hash []byte) (*Device, error)
 	// LoginRead is ListAddresses and a lookup of the device whose current
 	// token has the hash, in one read: the login gate's, when it needs
-	// both. The device is nil when no device's current token has the hash
-	// (FindDeviceByToken then tells whether a replaced token came back).
+	// both. Of the device it fills at least ID, IdentityID, Kind,
+	// TokenHash, LastSeenAt, TrustedUntil and RevokedAt. The device is nil
+	// when no device's current token has the hash (FindDeviceByToken then
+	// tells whether a replaced token came back).
 	LoginRead(ctx context.Context, identityID string, hash []byte) ([]*Address, *Device, error)
 	// ListDevices lists an identity's devices, revoked ones included,
 	// newest first.

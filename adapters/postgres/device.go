@@ -67,22 +67,23 @@ func (c *conn) GetDevice(ctx context.Context, id string) (*vigil.Device, error) 
 // FindDeviceByToken prefers a device whose current token matches, should
 // a hash ever be one device's current and another's previous token; they
 // are 256-bit random, so it is not.
-// LoginRead is one statement: a row per address (at least one row), each
-// carrying the device's columns, NULL when there is no such device.
+// LoginRead is one statement, an index scan of each table appended: the
+// device's row comes in the addresses' columns (kind as channel, token
+// hash as blind index, revoked_at, last_seen_at and trusted_until as the
+// three times), marked by the first column.
 func (c *conn) LoginRead(ctx context.Context, identityID string, h []byte) ([]*vigil.Address, *vigil.Device, error) {
 	if len(h) == 0 {
 		addrs, err := c.ListAddresses(ctx, identityID)
 		return addrs, nil, err
 	}
 	rows, err := c.db.Query(ctx, `
-		SELECT d.*, a.* FROM (SELECT 1) AS one
-		LEFT JOIN LATERAL (
-			SELECT `+deviceCols+` FROM devices
-			WHERE token_hash = $2
-			LIMIT 1) AS d ON true
-		LEFT JOIN LATERAL (
-			SELECT `+addressCols+` FROM addresses
-			WHERE identity_id = $1) AS a ON true`,
+		SELECT true, `+addressCols+` FROM addresses
+		WHERE identity_id = $1
+		UNION ALL
+		(SELECT false, id, identity_id, kind, token_hash, NULL, NULL, revoked_at, last_seen_at, trusted_until
+		FROM devices
+		WHERE token_hash = $2
+		LIMIT 1)`,
 		identityID, h)
 	if err != nil {
 		return nil, nil, dbErr(err, "login read of identity %s", identityID)
@@ -94,32 +95,27 @@ func (c *conn) LoginRead(ctx context.Context, identityID string, h []byte) ([]*v
 	)
 	for rows.Next() {
 		var (
-			d                                 vigil.Device
-			dID, dIdentity, dName, dKind      *string
-			dUA, dIP, dBy, dReason            *string
-			dCreated, dSeen, dUntil           *time.Time
-			a                                 vigil.Address
-			aID, aIdentity, aChannel, aMasked *string
-			aCreated, aUpdated                *time.Time
+			isAddress bool
+			a         vigil.Address
+			masked    *string
+			updated   time.Time
 		)
-		err := rows.Scan(&dID, &dIdentity, &dName, &dKind, &d.TokenHash, &d.PrevTokenHash, &dUA, &dIP,
-			&dBy, &dCreated, &dSeen, &dUntil, &d.RotatedAt, &d.RevokedAt, &dReason,
-			&aID, &aIdentity, &aChannel, &a.Index, &a.Sealed, &aMasked, &a.VerifiedAt, &aCreated, &aUpdated)
-		if err != nil {
+		if err := rows.Scan(&isAddress, &a.ID, &a.IdentityID, &a.Channel, &a.Index, &a.Sealed, &masked,
+			&a.VerifiedAt, &a.CreatedAt, &updated); err != nil {
 			return nil, nil, dbErr(err, "login read of identity %s", identityID)
 		}
-		if dID != nil && dev == nil {
-			d.ID, d.IdentityID, d.Name, d.Kind = *dID, *dIdentity, *dName, vigil.DeviceKind(*dKind)
-			d.UserAgent, d.IP, d.CreatedBy, d.RevokedReason = *dUA, *dIP, *dBy, *dReason
-			d.CreatedAt, d.LastSeenAt, d.TrustedUntil = utc(*dCreated), utc(*dSeen), utc(*dUntil)
-			d.RotatedAt, d.RevokedAt = utcPtr(d.RotatedAt), utcPtr(d.RevokedAt)
-			dev = &d
+		if !isAddress {
+			dev = &vigil.Device{
+				ID: a.ID, IdentityID: a.IdentityID, Kind: vigil.DeviceKind(a.Channel), TokenHash: a.Index,
+				RevokedAt: utcPtr(a.VerifiedAt), LastSeenAt: utc(a.CreatedAt), TrustedUntil: utc(updated),
+			}
+			continue
 		}
-		if aID != nil {
-			a.ID, a.IdentityID, a.Channel, a.Masked = *aID, *aIdentity, vigil.Channel(*aChannel), *aMasked
-			a.VerifiedAt, a.CreatedAt, a.UpdatedAt = utcPtr(a.VerifiedAt), utc(*aCreated), utc(*aUpdated)
-			addrs = append(addrs, &a)
+		if masked != nil {
+			a.Masked = *masked
 		}
+		a.VerifiedAt, a.CreatedAt, a.UpdatedAt = utcPtr(a.VerifiedAt), utc(a.CreatedAt), utc(updated)
+		addrs = append(addrs, &a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, dbErr(err, "login read of identity %s", identityID)
