@@ -80,7 +80,7 @@ func (c *conn) LoginRead(ctx context.Context, identityID string, h []byte) ([]*v
 		SELECT true, `+addressCols+` FROM addresses
 		WHERE identity_id = $1
 		UNION ALL
-		(SELECT false, id, identity_id, kind, token_hash, NULL, NULL, revoked_at, last_seen_at, trusted_until
+		(SELECT false, id, identity_id, kind, token_hash, NULL::bytea, NULL::text, revoked_at, last_seen_at, trusted_until
 		FROM devices
 		WHERE token_hash = $2
 		LIMIT 1)`,
