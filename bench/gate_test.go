@@ -66,20 +66,7 @@ func BenchmarkGate(b *testing.B) {
 		b.Skip("minutes long and 1,000,000 rows: run with VIGIL_BENCH_GATE=1 (make bench-gate)")
 	}
 	ctx := context.Background()
-	dsn := gateDSN(b)
-	keys, err := vigil.NewKeyring("benchmark-secret-benchmark-secret-0123456789")
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	store, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: gatePoolConns})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	dsn, keys, store := gateStore(b)
 	began := time.Now()
 	ids := seedGate(ctx, b, dsn, keys)
 	fmt.Printf("seeded %d identities, each with one verified email address, in %v\n", len(ids), time.Since(began).Round(time.Second))
@@ -153,6 +140,27 @@ func measureRounds(ctx context.Context, b *testing.B, meter cpuMeter, open, clos
 		}
 	}
 	return fixed, peak
+}
+
+// gateStore opens a migrated PostgreSQL store on a fresh schema (see
+// gateDSN), with the benchmarks' key ring.
+func gateStore(b *testing.B) (string, *vigil.Keyring, *postgres.Store) {
+	b.Helper()
+	ctx := context.Background()
+	dsn := gateDSN(b)
+	keys, err := vigil.NewKeyring("benchmark-secret-benchmark-secret-0123456789")
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: gatePoolConns})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return dsn, keys, store
 }
 
 // gateApp names the benchmark's PostgreSQL connections, so that their

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vigil-auth/vigil"
-	"github.com/vigil-auth/vigil/adapters/postgres"
 	"github.com/vigil-auth/vigil/flows"
 	"github.com/vigil-auth/vigil/hooks"
 	"github.com/vigil-auth/vigil/internal/vigiltest"
@@ -31,19 +30,7 @@ func BenchmarkGateDevices(b *testing.B) {
 		b.Skip("minutes long and 2,000,000 rows: run with VIGIL_BENCH_GATE=1 (make bench-gate-devices)")
 	}
 	ctx := context.Background()
-	dsn := gateDSN(b)
-	keys, err := vigil.NewKeyring("benchmark-secret-benchmark-secret-0123456789")
-	if err != nil {
-		b.Fatal(err)
-	}
-	store, err := postgres.Open(ctx, dsn, postgres.Options{MaxConns: gatePoolConns})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	dsn, keys, store := gateStore(b)
 	began := time.Now()
 	ids := seedGate(ctx, b, dsn, keys)
 	seedDevices(ctx, b, dsn, ids)
