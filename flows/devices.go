@@ -104,7 +104,7 @@ func tokenHash(token string) []byte {
 func deviceName(name, userAgent string, kind vigil.DeviceKind) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		if d := DescribeUserAgent(userAgent); d != "" {
+		if d := describeUserAgent(userAgent); d != "" {
 			return d, nil
 		}
 		switch kind {
@@ -193,8 +193,11 @@ func (s *Service) stepUp(ctx context.Context, r LoginRequest, addrs []*weighed, 
 	now := s.now()
 	if dev.hash != nil {
 		ok, err := s.deviceAllows(ctx, r, dev, now)
-		if err != nil || ok {
-			return allowed(ok), err
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &Decision{Allow: true}, nil
 		}
 	}
 	if validID(r.FlowID) {
@@ -227,35 +230,24 @@ func (s *Service) stepUp(ctx context.Context, r LoginRequest, addrs []*weighed, 
 	return s.reach(ctx, r, targets, vigil.PurposeLoginStepUp)
 }
 
-func allowed(ok bool) *Decision {
-	if !ok {
-		return nil
-	}
-	return &Decision{Allow: true}
-}
-
 // deviceAllows reports whether the login's device token holds valid trust
 // for the identity. A token that a newer one replaced was copied: the
 // device is revoked.
 func (s *Service) deviceAllows(ctx context.Context, r LoginRequest, dev *deviceLookup, now time.Time) (bool, error) {
-	h, d := dev.hash, dev.dev
+	d := dev.dev
 	// The login read looked for the device by its current token only; a
 	// miss may still be a replaced token coming back.
 	if !dev.done || d == nil {
-		var err error
-		d, err = s.store.FindDeviceByToken(ctx, h)
-		if errors.Is(err, vigil.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("find device: %w", err)
+		var (
+			found bool
+			err   error
+		)
+		if d, found, err = s.findDevice(ctx, dev.hash); !found || err != nil {
+			return false, err
 		}
 	}
-	if d == nil || d.IdentityID != r.Identity.ID {
-		return false, nil
-	}
-	if !bytes.Equal(d.TokenHash, h) {
-		return false, s.tokenReused(ctx, d, r.Origin, now)
+	if ok, err := s.holds(ctx, d, dev.hash, r.Identity.ID, r.Origin, now); !ok || err != nil {
+		return false, err
 	}
 	if !d.Trusted(now, s.cfg.Devices.IdleFor) {
 		return false, nil
@@ -273,6 +265,32 @@ func (s *Service) deviceAllows(ctx context.Context, r LoginRequest, dev *deviceL
 		})
 	})
 	return err == nil, err
+}
+
+// findDevice finds the device whose current or replaced token has hash h;
+// found is false when there is none.
+func (s *Service) findDevice(ctx context.Context, h []byte) (d *vigil.Device, found bool, err error) {
+	d, err = s.store.FindDeviceByToken(ctx, h)
+	if errors.Is(err, vigil.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("find device: %w", err)
+	}
+	return d, true, nil
+}
+
+// holds reports whether d, found by a presented token's hash h, is the
+// identity's device with h as its current token. A replaced token that
+// comes back was copied: the device is revoked.
+func (s *Service) holds(ctx context.Context, d *vigil.Device, h []byte, identityID string, from Origin, now time.Time) (bool, error) {
+	if d == nil || d.IdentityID != identityID {
+		return false, nil
+	}
+	if !bytes.Equal(d.TokenHash, h) {
+		return false, s.tokenReused(ctx, d, from, now)
+	}
+	return true, nil
 }
 
 // tokenReused revokes a device whose replaced token came back.
@@ -309,19 +327,16 @@ func (s *Service) RefreshDevice(ctx context.Context, creds vigil.SessionCredenti
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "No trusted device with this token.")
 	}
 	h := tokenHash(token)
-	d, err := s.store.FindDeviceByToken(ctx, h)
-	if errors.Is(err, vigil.ErrNotFound) || (err == nil && d.IdentityID != sess.IdentityID) {
-		return nil, vigil.Errorf(vigil.ENOTFOUND, "No trusted device with this token.")
-	}
+	d, _, err := s.findDevice(ctx, h)
 	if err != nil {
-		return nil, fmt.Errorf("find device: %w", err)
+		return nil, err
 	}
 	now := s.now()
-	if !bytes.Equal(d.TokenHash, h) {
-		if err := s.tokenReused(ctx, d, from, now); err != nil {
-			return nil, err
+	if ok, err := s.holds(ctx, d, h, sess.IdentityID, from, now); !ok || err != nil {
+		if err == nil {
+			err = vigil.Errorf(vigil.ENOTFOUND, "No trusted device with this token.")
 		}
-		return nil, vigil.Errorf(vigil.ENOTFOUND, "No trusted device with this token.")
+		return nil, err
 	}
 	if !d.Trusted(now, s.cfg.Devices.IdleFor) {
 		return nil, vigil.Errorf(vigil.EEXPIRED, "This device is no longer trusted; pass a challenge on it to trust it again.")
@@ -434,10 +449,10 @@ func (s *Service) RevokeDevice(ctx context.Context, identityID, deviceID, actor 
 	return &v, nil
 }
 
-// DescribeUserAgent names a browser and its system from a User-Agent
+// describeUserAgent names a browser and its system from a User-Agent
 // header ("Firefox on Linux"), or returns "" when it recognizes neither.
 // It is a hint for people, never proof of anything.
-func DescribeUserAgent(ua string) string {
+func describeUserAgent(ua string) string {
 	if ua == "" || len(ua) > 1024 {
 		return ""
 	}

@@ -99,7 +99,7 @@ func (s *Service) queueDeviceNotice(ctx context.Context, tx vigil.Tx, v *vigil.V
 	if to == nil {
 		return nil
 	}
-	device := DescribeUserAgent(from.UserAgent)
+	device := describeUserAgent(from.UserAgent)
 	if ip := hint(from.ClientIP, 64); ip != "" {
 		if device == "" {
 			device = "IP " + ip
