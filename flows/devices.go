@@ -143,19 +143,15 @@ func hint(s string, limit int) string {
 }
 
 // newDevice stores a trusted device with a fresh token, inside tx.
-func (s *Service) newDevice(ctx context.Context, tx vigil.Tx, identityID, name string, kind vigil.DeviceKind, createdBy string, from Origin, withToken bool, now time.Time) (*vigil.Device, string, error) {
+func (s *Service) newDevice(ctx context.Context, tx vigil.Tx, identityID, name string, kind vigil.DeviceKind, createdBy string, from Origin, now time.Time) (*vigil.Device, string, error) {
+	token, err := s.newToken()
+	if err != nil {
+		return nil, "", err
+	}
 	d := &vigil.Device{
 		ID: newID(), IdentityID: identityID, Name: name, Kind: kind, CreatedBy: createdBy,
-		UserAgent: hint(from.UserAgent, 512), IP: hint(from.ClientIP, 64),
+		TokenHash: tokenHash(token), UserAgent: hint(from.UserAgent, 512), IP: hint(from.ClientIP, 64),
 		CreatedAt: now, LastSeenAt: now, TrustedUntil: now.Add(s.cfg.Devices.TrustFor),
-	}
-	var token string
-	if withToken {
-		var err error
-		if token, err = s.newToken(); err != nil {
-			return nil, "", err
-		}
-		d.TokenHash = tokenHash(token)
 	}
 	if err := tx.InsertDevice(ctx, d); err != nil {
 		return nil, "", fmt.Errorf("insert device: %w", err)
@@ -173,7 +169,7 @@ func (s *Service) trustAfterCheck(ctx context.Context, tx vigil.Tx, v *vigil.Ver
 	if err != nil {
 		return nil, err
 	}
-	d, token, err := s.newDevice(ctx, tx, v.IdentityID, name, kind, "user", from, true, now)
+	d, token, err := s.newDevice(ctx, tx, v.IdentityID, name, kind, "user", from, now)
 	if err != nil {
 		return nil, err
 	}

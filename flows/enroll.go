@@ -224,7 +224,7 @@ func (s *Service) FinishEnrollment(ctx context.Context, ceremonyID, token string
 	var issued *IssuedDevice
 	err = s.store.InTx(ctx, func(tx vigil.Tx) error {
 		now := s.now()
-		d, devToken, err := s.newDevice(ctx, tx, e.IdentityID, e.Name, e.Kind, "admin:"+e.CreatedBy, from, true, now)
+		d, devToken, err := s.newDevice(ctx, tx, e.IdentityID, e.Name, e.Kind, "admin:"+e.CreatedBy, from, now)
 		if err != nil {
 			return err
 		}
