@@ -372,15 +372,10 @@ func testDevice(t *testing.T, open Open) {
 				return err
 			})
 		})
-		winner := -1
-		for i, err := range errs {
-			require.NoError(t, err)
-			if won[i] {
-				require.Equal(t, -1, winner, "rotations %d and %d both won", winner, i)
-				winner = i
-			}
-		}
-		require.NotEqual(t, -1, winner, "no rotation won")
+		winner := soleWinner(t, "rotations", n, func(i int) bool {
+			require.NoError(t, errs[i])
+			return won[i]
+		})
 		got, err := s.GetDevice(ctx, d.ID)
 		require.NoError(t, err)
 		require.Equal(t, tos[winner], got.TokenHash)
@@ -578,15 +573,10 @@ func testEnrollment(t *testing.T, open Open) {
 				return err
 			})
 		})
-		winner := -1
-		for i, err := range errs {
-			require.NoError(t, err)
-			if won[i] {
-				require.Equal(t, -1, winner, "uses %d and %d both won", winner, i)
-				winner = i
-			}
-		}
-		require.NotEqual(t, -1, winner, "no use won")
+		winner := soleWinner(t, "uses", n, func(i int) bool {
+			require.NoError(t, errs[i])
+			return won[i]
+		})
 		got, err := s.GetEnrollment(ctx, e.ID)
 		require.NoError(t, err)
 		require.Equal(t, devices[winner], got.DeviceID)
@@ -695,16 +685,13 @@ func testCeremony(t *testing.T, open Open) {
 				return err
 			})
 		})
-		winner := -1
-		for i, err := range errs {
-			if err != nil {
-				require.ErrorIs(t, err, vigil.ErrNotFound, "take %d", i)
-				continue
+		winner := soleWinner(t, "takes", n, func(i int) bool {
+			if errs[i] != nil {
+				require.ErrorIs(t, errs[i], vigil.ErrNotFound, "take %d", i)
+				return false
 			}
-			require.Equal(t, -1, winner, "takes %d and %d both won", winner, i)
-			winner = i
-		}
-		require.NotEqual(t, -1, winner, "no take won")
+			return true
+		})
 		require.Equal(t, c, taken[winner])
 	})
 }

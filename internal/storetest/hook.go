@@ -95,16 +95,13 @@ func testHookResult(t *testing.T, open Open) {
 		errs := concurrently(n, func(i int) error {
 			return inTxOrNot(ctx, s, i, func(tx vigil.Tx) error { return tx.PutHookResult(ctx, puts[i]) })
 		})
-		winner := -1
-		for i, err := range errs {
-			if err == nil {
-				require.Equal(t, -1, winner, "puts %d and %d both won", winner, i)
-				winner = i
-				continue
+		winner := soleWinner(t, "puts", n, func(i int) bool {
+			if errs[i] != nil {
+				require.ErrorIs(t, errs[i], vigil.ErrConflict, "put %d", i)
+				return false
 			}
-			require.ErrorIs(t, err, vigil.ErrConflict, "put %d", i)
-		}
-		require.NotEqual(t, -1, winner, "no put won")
+			return true
+		})
 		got, err := s.GetHookResult(ctx, id)
 		require.NoError(t, err)
 		require.Equal(t, puts[winner], got)

@@ -209,3 +209,18 @@ func newEvent(identityID string) *vigil.AuditEvent {
 		Data:       map[string]string{"channel": "email", "masked": maskedEmail},
 	}
 }
+
+// soleWinner returns the one of n racers for which won holds, and fails
+// the test unless exactly one does.
+func soleWinner(t *testing.T, racers string, n int, won func(i int) bool) int {
+	t.Helper()
+	winner := -1
+	for i := range n {
+		if won(i) {
+			require.Equal(t, -1, winner, "%s %d and %d both won", racers, winner, i)
+			winner = i
+		}
+	}
+	require.NotEqual(t, -1, winner, "none of the %s won", racers)
+	return winner
+}
